@@ -1,0 +1,241 @@
+//! The daemon's state above the sessions: the configuration, one session
+//! per profile, and the dispatch of requests to them.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use fkq_cred_proto::{ErrorKind, ProfileInfo, Request, Response, WireError};
+use tokio::sync::watch;
+
+use crate::clock::Clock;
+use crate::config::{self, Config};
+use crate::session::SessionHandle;
+
+/// Everything a connection needs to answer requests.
+pub struct Service {
+    config_path: Option<PathBuf>,
+    state: RwLock<State>,
+    clock: Arc<dyn Clock>,
+    shutdown_tx: watch::Sender<bool>,
+}
+
+struct State {
+    config: Arc<Config>,
+    sessions: BTreeMap<String, SessionHandle>,
+}
+
+impl Service {
+    /// Starts a session per profile. Must run inside the tokio runtime.
+    pub fn new(
+        config: Config,
+        config_path: Option<PathBuf>,
+        clock: Arc<dyn Clock>,
+    ) -> Arc<Self> {
+        let sessions = spawn_sessions(&config, &BTreeMap::new(), &clock);
+        let (shutdown_tx, _) = watch::channel(false);
+        Arc::new(Self {
+            config_path,
+            state: RwLock::new(State { config: Arc::new(config), sessions }),
+            clock,
+            shutdown_tx,
+        })
+    }
+
+    /// A receiver that turns true when a shutdown is requested.
+    pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
+        self.shutdown_tx.subscribe()
+    }
+
+    /// Asks the daemon to stop after in-flight requests.
+    pub fn request_shutdown(&self) {
+        self.shutdown_tx.send_replace(true);
+    }
+
+    /// Answers one request.
+    pub async fn handle(&self, request: Request) -> Response {
+        let result = match request {
+            Request::Ping => Ok(Response::Pong {
+                version: env!("CARGO_PKG_VERSION").into(),
+                pid: std::process::id(),
+            }),
+            Request::Get { profile, kind, min_valid_secs } => {
+                let min_valid =
+                    min_valid_secs.map(|s| Duration::from_secs(s.into()));
+                match self.session(profile.as_deref()) {
+                    Ok(session) => {
+                        session.get(kind, min_valid).await.map(Response::Token)
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+            Request::Login { profile, username, password, new_password } => {
+                match self.session(profile.as_deref()) {
+                    Ok(session) => session
+                        .login(username, password, new_password)
+                        .await
+                        .map(|done| Response::LoggedIn {
+                            profile: session.profile().name.clone(),
+                            username: done.username,
+                            expires_at: done.expires_at,
+                        }),
+                    Err(e) => Err(e),
+                }
+            }
+            Request::Logout { profile } => match self
+                .session(profile.as_deref())
+            {
+                Ok(session) => session.logout().await.map(|()| Response::Done),
+                Err(e) => Err(e),
+            },
+            Request::Status { profile } => {
+                self.status(profile.as_deref()).await
+            }
+            Request::Profiles => Ok(Response::Profiles(self.profiles())),
+            Request::Sites { profile } => {
+                match self.session(profile.as_deref()) {
+                    Ok(session) => session.sites().await.map(Response::Sites),
+                    Err(e) => Err(e),
+                }
+            }
+            Request::Reload => self.reload().map(|()| Response::Done),
+            Request::Shutdown => {
+                tracing::info!("shutdown requested by a client");
+                self.request_shutdown();
+                Ok(Response::Done)
+            }
+        };
+        result.unwrap_or_else(Response::Error)
+    }
+
+    fn session(&self, name: Option<&str>) -> Result<SessionHandle, WireError> {
+        let state = self.state.read().unwrap_or_else(|e| e.into_inner());
+        let config = &state.config;
+        let name = match name {
+            Some(name) => name,
+            None => config.default_name().ok_or_else(|| no_default(config))?,
+        };
+        state.sessions.get(name).cloned().ok_or_else(|| {
+            let known: Vec<&str> =
+                config.profiles.keys().map(String::as_str).collect();
+            WireError::new(
+                ErrorKind::UnknownProfile,
+                format!(
+                    "no profile named {name:?} in {}; configured profiles: {}",
+                    config.source_name,
+                    if known.is_empty() {
+                        "none".into()
+                    } else {
+                        known.join(", ")
+                    }
+                ),
+            )
+        })
+    }
+
+    async fn status(&self, name: Option<&str>) -> Result<Response, WireError> {
+        let sessions: Vec<SessionHandle> = match name {
+            Some(_) => vec![self.session(name)?],
+            None => self.sessions(),
+        };
+        let mut report = Vec::with_capacity(sessions.len());
+        for session in sessions {
+            report.push(session.status().await?);
+        }
+        Ok(Response::Status(report))
+    }
+
+    fn sessions(&self) -> Vec<SessionHandle> {
+        let state = self.state.read().unwrap_or_else(|e| e.into_inner());
+        state.sessions.values().cloned().collect()
+    }
+
+    fn profiles(&self) -> Vec<ProfileInfo> {
+        let state = self.state.read().unwrap_or_else(|e| e.into_inner());
+        let default = state.config.default_name();
+        state
+            .sessions
+            .values()
+            .map(|session| {
+                let p = session.profile();
+                ProfileInfo {
+                    name: p.name.clone(),
+                    is_default: default == Some(p.name.as_str()),
+                    username: p.username.clone(),
+                    auth_url: p.auth_url.to_string(),
+                    api_url: p.api_url.to_string(),
+                    logged_in: session.is_logged_in(),
+                }
+            })
+            .collect()
+    }
+
+    /// Rereads the configuration. Sessions of unchanged profiles keep their
+    /// tokens; changed profiles start afresh; removed ones are dropped,
+    /// which zeroes their tokens. An invalid file changes nothing.
+    pub fn reload(&self) -> Result<(), WireError> {
+        let config = Config::load(self.config_path.as_deref()).map_err(|e| {
+            tracing::error!(error = %e, "reload failed; keeping the previous configuration");
+            WireError::new(ErrorKind::Config, format!("{e}; the previous configuration stays in force"))
+        })?;
+        let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
+        state.sessions = spawn_sessions(&config, &state.sessions, &self.clock);
+        state.config = Arc::new(config);
+        tracing::info!(
+            profiles = state.sessions.len(),
+            "configuration reloaded"
+        );
+        Ok(())
+    }
+
+    /// Forgets every token and remembered password, in every profile.
+    pub async fn forget_all(&self) {
+        for session in self.sessions() {
+            let _ = session.logout().await;
+        }
+    }
+}
+
+fn spawn_sessions(
+    config: &Config,
+    old: &BTreeMap<String, SessionHandle>,
+    clock: &Arc<dyn Clock>,
+) -> BTreeMap<String, SessionHandle> {
+    config
+        .profiles
+        .iter()
+        .map(|(name, profile)| {
+            let session = match old.get(name) {
+                Some(existing) if existing.profile() == profile => {
+                    existing.clone()
+                }
+                _ => SessionHandle::spawn(profile.clone(), clock.clone()),
+            };
+            (name.clone(), session)
+        })
+        .collect()
+}
+
+fn no_default(config: &Config) -> WireError {
+    if config.profiles.is_empty() {
+        let path = config::default_path()
+            .map_or_else(|| "config.toml".into(), |p| p.display().to_string());
+        return WireError::new(
+            ErrorKind::Config,
+            format!(
+                "no profiles are configured: create {path} with a [profiles.NAME] table (see the README), \
+                 or set FKQ_AUTH_URL, FKQ_API_URL and FKQ_USERNAME before the daemon starts"
+            ),
+        );
+    }
+    let names: Vec<&str> = config.profiles.keys().map(String::as_str).collect();
+    WireError::new(
+        ErrorKind::Config,
+        format!(
+            "{} defines several profiles ({}) and no default_profile; pass --profile or set default_profile",
+            config.source_name,
+            names.join(", ")
+        ),
+    )
+}

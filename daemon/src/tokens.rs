@@ -1,0 +1,343 @@
+//! The tokens a login or refresh yields, and when they expire.
+//!
+//! Expiry is anchored to the moment the reply arrived, never to the server's
+//! clock: `ExpiresIn` when the reply has it, else the JWT's `exp - iat`
+//! lifetime, else `exp` itself compared with the local clock, else the
+//! profile's `default_lifetime`. A client clock that is hours off therefore
+//! neither refreshes in a loop nor serves stale tokens.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use base64::Engine;
+use fkq_cred_proto::{Secret, TokenKind};
+use serde::Deserialize;
+
+/// The `AuthenticationResult` object of a FormKiQ or Cognito reply. Every
+/// field may be absent, null or empty on some deployment.
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "PascalCase")]
+pub struct AuthResult {
+    /// The token the FormKiQ API wants.
+    pub access_token: Option<Secret>,
+    /// The OpenID token.
+    pub id_token: Option<Secret>,
+    /// The opaque token that renews the other two.
+    pub refresh_token: Option<Secret>,
+    /// `Bearer`, when stated.
+    pub token_type: Option<String>,
+    /// Lifetime of the access token in seconds, from receipt.
+    pub expires_in: Option<i64>,
+}
+
+/// The tokens of one session and their timing.
+pub struct TokenSet {
+    /// The access token.
+    pub access: Secret,
+    /// The id token; empty when the server sent none.
+    pub id: Secret,
+    /// The refresh token; empty when the server uses none.
+    pub refresh: Secret,
+    /// The `Authorization` scheme.
+    pub token_type: String,
+    /// When the reply arrived.
+    pub received_at: SystemTime,
+    /// How long the access token lives, from `received_at`.
+    pub lifetime: Duration,
+    /// `received_at + lifetime`, or `None` for tokens without an expiry.
+    pub expires_at: Option<SystemTime>,
+    /// Claims that help explain a 403: the user and their groups.
+    pub identity: Identity,
+}
+
+/// Who a token says its holder is.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Identity {
+    /// `username` or `cognito:username`.
+    pub username: Option<String>,
+    /// `cognito:groups`.
+    pub groups: Vec<String>,
+}
+
+/// The claims fkq-cred reads from a JWT; everything else is ignored.
+#[derive(Deserialize, Default)]
+struct Claims {
+    exp: Option<i64>,
+    iat: Option<i64>,
+    username: Option<String>,
+    #[serde(rename = "cognito:username")]
+    cognito_username: Option<String>,
+    #[serde(rename = "cognito:groups", default)]
+    groups: Vec<String>,
+}
+
+/// Why a reply could not become a token set.
+#[derive(Debug, PartialEq, Eq)]
+pub enum TokenError {
+    /// No non-empty `AccessToken`.
+    MissingAccessToken,
+}
+
+impl TokenSet {
+    /// Builds a token set from a reply received at `received_at`.
+    ///
+    /// `previous_refresh` is kept when the reply carries no new refresh
+    /// token (Cognito does not rotate them by default).
+    pub fn from_reply(
+        result: AuthResult,
+        received_at: SystemTime,
+        default_lifetime: Duration,
+        previous_refresh: Option<&Secret>,
+    ) -> Result<Self, TokenError> {
+        let access = result
+            .access_token
+            .filter(|t| !t.is_empty())
+            .ok_or(TokenError::MissingAccessToken)?;
+        let claims = decode_claims(access.expose()).unwrap_or_default();
+        let lifetime_and_expiry =
+            match (result.expires_in, claims.exp, claims.iat) {
+                (Some(secs), _, _) if secs > 0 => {
+                    Some(Duration::from_secs(secs as u64))
+                }
+                (_, Some(exp), Some(iat)) if exp > iat => {
+                    Some(Duration::from_secs((exp - iat) as u64))
+                }
+                (_, Some(exp), _) => {
+                    // Without iat the server's clock cannot be factored out:
+                    // compare exp with ours and hope they agree.
+                    let exp =
+                        UNIX_EPOCH + Duration::from_secs(exp.max(0) as u64);
+                    Some(
+                        exp.duration_since(received_at)
+                            .unwrap_or(Duration::ZERO),
+                    )
+                }
+                _ => None,
+            };
+        let (lifetime, expires_at) = match lifetime_and_expiry {
+            Some(lifetime) => (lifetime, Some(received_at + lifetime)),
+            None => (default_lifetime, None),
+        };
+        let refresh = match result.refresh_token.filter(|t| !t.is_empty()) {
+            Some(new) => new,
+            None => previous_refresh.cloned().unwrap_or_default(),
+        };
+        Ok(Self {
+            access,
+            id: result.id_token.unwrap_or_default(),
+            refresh,
+            token_type: result
+                .token_type
+                .filter(|t| !t.is_empty())
+                .unwrap_or_else(|| "Bearer".into()),
+            received_at,
+            lifetime,
+            expires_at,
+            identity: Identity {
+                username: claims.username.or(claims.cognito_username),
+                groups: claims.groups,
+            },
+        })
+    }
+
+    /// The token of the given kind.
+    pub fn token(&self, kind: TokenKind) -> &Secret {
+        match kind {
+            TokenKind::Access => &self.access,
+            TokenKind::Id => &self.id,
+        }
+    }
+
+    /// Whether the token stays valid for `needed` past `now`, where `needed`
+    /// never exceeds half the lifetime: a five-minute token would otherwise
+    /// never satisfy a caller who asks for ten.
+    pub fn is_valid_for(&self, now: SystemTime, needed: Duration) -> bool {
+        let Some(expires_at) = self.expires_at else { return true };
+        let needed = needed.min(self.lifetime / 2);
+        expires_at.duration_since(now).is_ok_and(|left| left >= needed)
+    }
+
+    /// Whether the token has not yet expired at `now`.
+    pub fn is_unexpired(&self, now: SystemTime) -> bool {
+        self.expires_at.is_none_or(|at| at > now)
+    }
+
+    /// `expires_at` as Unix seconds.
+    pub fn expires_at_unix(&self) -> Option<i64> {
+        self.expires_at.map(unix_seconds)
+    }
+}
+
+/// A time as whole Unix seconds.
+pub fn unix_seconds(t: SystemTime) -> i64 {
+    match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => d.as_secs() as i64,
+        Err(e) => -(e.duration().as_secs() as i64),
+    }
+}
+
+/// Reads the claims of a JWT without verifying it: the daemon is not the
+/// audience, it only wants to know when the token expires and whose it is.
+/// Anything that is not a JWT yields `None`.
+fn decode_claims(token: &str) -> Option<Claims> {
+    let mut parts = token.split('.');
+    let (_header, payload, _sig) =
+        (parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() {
+        return None;
+    }
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload.trim_end_matches('='))
+        .ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+/// Reads who a token belongs to, for messages about 403 replies.
+pub fn identity_of(token: &str) -> Identity {
+    let claims = decode_claims(token).unwrap_or_default();
+    Identity {
+        username: claims.username.or(claims.cognito_username),
+        groups: claims.groups,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn jwt(claims: &str) -> String {
+        let b64 = |s: &str| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s)
+        };
+        format!("{}.{}.sig", b64(r#"{"alg":"none"}"#), b64(claims))
+    }
+
+    fn reply(
+        access: &str,
+        expires_in: Option<i64>,
+        refresh: Option<&str>,
+    ) -> AuthResult {
+        AuthResult {
+            access_token: Some(access.into()),
+            id_token: None,
+            refresh_token: refresh.map(Secret::from),
+            token_type: None,
+            expires_in,
+        }
+    }
+
+    const DEFAULT: Duration = Duration::from_secs(3600);
+
+    #[test]
+    fn expires_in_is_anchored_at_receipt() {
+        let now = UNIX_EPOCH + Duration::from_secs(1_000_000);
+        // The JWT claims an expiry in 1970; ExpiresIn wins regardless.
+        let set = TokenSet::from_reply(
+            reply(&jwt(r#"{"exp":5,"iat":1}"#), Some(300), Some("r")),
+            now,
+            DEFAULT,
+            None,
+        )
+        .unwrap();
+        assert_eq!(set.expires_at, Some(now + Duration::from_secs(300)));
+        assert_eq!(set.token_type, "Bearer");
+    }
+
+    #[test]
+    fn jwt_lifetime_ignores_a_skewed_server_clock() {
+        // The server's clock is two hours ahead of ours.
+        let now = UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let claims = format!(
+            r#"{{"iat":{},"exp":{}}}"#,
+            1_000_000 + 7200,
+            1_000_000 + 7200 + 600
+        );
+        let set = TokenSet::from_reply(
+            reply(&jwt(&claims), None, None),
+            now,
+            DEFAULT,
+            None,
+        )
+        .unwrap();
+        assert_eq!(set.expires_at, Some(now + Duration::from_secs(600)));
+    }
+
+    #[test]
+    fn tokens_without_expiry_use_no_deadline() {
+        let now = SystemTime::now();
+        let set = TokenSet::from_reply(
+            reply("api-key-not-a-jwt", None, Some("")),
+            now,
+            DEFAULT,
+            None,
+        )
+        .unwrap();
+        assert_eq!(set.expires_at, None);
+        assert_eq!(set.lifetime, DEFAULT);
+        assert!(set.is_valid_for(
+            now + Duration::from_secs(86400 * 365),
+            Duration::from_secs(60)
+        ));
+    }
+
+    #[test]
+    fn missing_refresh_token_keeps_the_previous_one_and_rotation_replaces_it() {
+        let now = SystemTime::now();
+        let old = Secret::from("old-refresh");
+        for missing in [None, Some("")] {
+            let set = TokenSet::from_reply(
+                reply("a", Some(60), missing),
+                now,
+                DEFAULT,
+                Some(&old),
+            )
+            .unwrap();
+            assert_eq!(set.refresh.expose(), "old-refresh");
+        }
+        let set = TokenSet::from_reply(
+            reply("a", Some(60), Some("new")),
+            now,
+            DEFAULT,
+            Some(&old),
+        )
+        .unwrap();
+        assert_eq!(set.refresh.expose(), "new");
+    }
+
+    #[test]
+    fn empty_access_token_is_refused() {
+        let result = TokenSet::from_reply(
+            reply("", Some(60), None),
+            SystemTime::now(),
+            DEFAULT,
+            None,
+        );
+        assert!(matches!(result, Err(TokenError::MissingAccessToken)));
+    }
+
+    #[test]
+    fn minimum_validity_is_capped_at_half_the_lifetime() {
+        let now = UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let set =
+            TokenSet::from_reply(reply("a", Some(4), None), now, DEFAULT, None)
+                .unwrap();
+        // A 60 s minimum on a 4 s token means "at least 2 s left".
+        assert!(set.is_valid_for(
+            now + Duration::from_secs(1),
+            Duration::from_secs(60)
+        ));
+        assert!(!set.is_valid_for(
+            now + Duration::from_secs(3),
+            Duration::from_secs(60)
+        ));
+    }
+
+    #[test]
+    fn identity_comes_from_cognito_claims() {
+        let token = jwt(
+            r#"{"username":"alice","cognito:groups":["admins","default"]}"#,
+        );
+        let id = identity_of(&token);
+        assert_eq!(id.username.as_deref(), Some("alice"));
+        assert_eq!(id.groups, ["admins", "default"]);
+    }
+}

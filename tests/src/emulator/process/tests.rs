@@ -1,0 +1,115 @@
+//! Tests of the `formkiq-emulator` binary run as a child process.
+//!
+//! They need the binary built beside the test executable, which
+//! `cargo test --lib` does not do, so they are ignored by default. Run them
+//! with `cargo build -p fkq-cred-tests && cargo test -p fkq-cred-tests
+//! --lib -- --ignored`.
+
+use serde_json::json;
+
+use super::*;
+use crate::emulator::{DEFAULT_PASSWORD, DEFAULT_USERNAME};
+
+fn spawn(args: &[&str]) -> EmulatorProcess {
+    let binary = emulator_binary();
+    assert!(
+        binary.exists(),
+        "{} is missing: run `cargo build -p fkq-cred-tests` first",
+        binary.display()
+    );
+    EmulatorProcess::spawn(&binary, args).expect("emulator starts")
+}
+
+#[test]
+#[ignore = "needs target/debug/formkiq-emulator"]
+fn the_binary_serves_https_counts_requests_and_exits_0_on_sigterm() {
+    let mut emulator = spawn(&[]);
+    let ca_file = emulator.ca_file().expect("HTTPS has a CA").to_owned();
+    assert!(ca_file.is_absolute() && ca_file.exists());
+    assert!(emulator.auth_url().starts_with("https://127.0.0.1:"));
+    assert!(emulator.api_url().starts_with("https://127.0.0.1:"));
+    assert_eq!(
+        emulator.counters_url(),
+        format!("{}_emulator/counters", emulator.auth_url())
+    );
+
+    let body =
+        json!({ "username": DEFAULT_USERNAME, "password": DEFAULT_PASSWORD });
+    let login_url = format!("{}login", emulator.auth_url());
+    let login = emulator.client().post_json(&login_url, &body).expect("login");
+    assert_eq!(login.status, 200, "{}", login.body);
+    let counters = emulator.counters().expect("counters");
+    assert_eq!((counters.login, counters.login_ok), (1, 1));
+    assert_eq!(emulator.reset_counters().expect("reset"), Counters::default());
+
+    let status = emulator.stop().expect("stopped");
+    assert!(status.success(), "{status}");
+    assert!(!ca_file.exists(), "ca.pem outlived the emulator");
+}
+
+#[test]
+#[ignore = "needs target/debug/formkiq-emulator"]
+fn plain_http_users_and_lifetimes_are_taken_from_the_flags() {
+    let emulator = spawn(&[
+        "--plain-http",
+        "--user",
+        "bob:secret",
+        "--token-lifetime",
+        "3",
+    ]);
+    assert!(emulator.auth_url().starts_with("http://127.0.0.1:"));
+    assert_eq!(emulator.ca_file(), None);
+
+    let body = json!({ "username": "bob", "password": "secret" });
+    let login_url = format!("{}login", emulator.auth_url());
+    let login = emulator.client().post_json(&login_url, &body).expect("login");
+    let result = login.json().expect("JSON")["AuthenticationResult"].clone();
+    assert_eq!(result["ExpiresIn"], 3);
+}
+
+#[test]
+#[ignore = "needs target/debug/formkiq-emulator"]
+fn verbose_logs_name_requests_but_never_passwords_or_tokens() {
+    let sentinel = "sentinel-password-3f9a";
+    let user = format!("carol:{sentinel}");
+    let mut emulator = spawn(&["--verbose", "--user", &user]);
+
+    let body = json!({ "username": "carol", "password": sentinel });
+    let login_url = format!("{}login", emulator.auth_url());
+    let login = emulator.client().post_json(&login_url, &body).expect("login");
+    let result = login.json().expect("JSON")["AuthenticationResult"].clone();
+    let access = result["AccessToken"].as_str().expect("token").to_owned();
+    let sites_url = format!("{}sites", emulator.api_url());
+    let bearer = format!("Bearer {access}");
+    let sites = emulator.client().get(&sites_url, Some(&bearer)).expect("get");
+    assert_eq!(sites.status, 200);
+    emulator.stop().expect("stopped");
+
+    let log = emulator.stderr();
+    assert!(log.contains("path=/login") && log.contains("status=200"), "{log}");
+    assert!(log.contains("path=/sites"), "{log}");
+    for secret in [sentinel, access.as_str()] {
+        assert!(!log.contains(secret), "a secret reached the log:\n{log}");
+    }
+}
+
+#[test]
+#[ignore = "needs target/debug/formkiq-emulator"]
+fn a_binary_that_fails_to_start_is_reported_with_its_stderr() {
+    let binary = emulator_binary();
+    let failed =
+        EmulatorProcess::spawn(&binary, &["--token-lifetime", "0"]).err();
+
+    let message = format!("{:#}", failed.expect("a lifetime of 0 is refused"));
+    assert!(message.contains("--token-lifetime"), "{message}");
+}
+
+#[test]
+fn the_binary_is_looked_up_beside_the_test_executables_target_dir() {
+    let binary = emulator_binary();
+    let dir = binary.parent().expect("a directory");
+
+    assert_ne!(dir.file_name().and_then(|name| name.to_str()), Some("deps"));
+    assert!(binary
+        .ends_with(format!("{BINARY_NAME}{}", std::env::consts::EXE_SUFFIX)));
+}
