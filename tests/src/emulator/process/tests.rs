@@ -21,7 +21,6 @@ fn spawn(args: &[&str]) -> EmulatorProcess {
 }
 
 #[test]
-#[ignore = "needs target/debug/formkiq-emulator"]
 fn the_binary_serves_https_counts_requests_and_exits_0_on_sigterm() {
     let mut emulator = spawn(&[]);
     let ca_file = emulator.ca_file().expect("HTTPS has a CA").to_owned();
@@ -48,7 +47,6 @@ fn the_binary_serves_https_counts_requests_and_exits_0_on_sigterm() {
 }
 
 #[test]
-#[ignore = "needs target/debug/formkiq-emulator"]
 fn plain_http_users_and_lifetimes_are_taken_from_the_flags() {
     let emulator = spawn(&[
         "--plain-http",
@@ -68,7 +66,6 @@ fn plain_http_users_and_lifetimes_are_taken_from_the_flags() {
 }
 
 #[test]
-#[ignore = "needs target/debug/formkiq-emulator"]
 fn verbose_logs_name_requests_but_never_passwords_or_tokens() {
     let sentinel = "sentinel-password-3f9a";
     let user = format!("carol:{sentinel}");
@@ -94,7 +91,6 @@ fn verbose_logs_name_requests_but_never_passwords_or_tokens() {
 }
 
 #[test]
-#[ignore = "needs target/debug/formkiq-emulator"]
 fn a_binary_that_fails_to_start_is_reported_with_its_stderr() {
     let binary = emulator_binary();
     let failed =
