@@ -6,6 +6,9 @@
 //!   over HTTPS on loopback, in-process or as the `formkiq-emulator` binary.
 //! - [`harness`] gives each end-to-end test its own XDG directories,
 //!   socket, daemon and emulator.
+//! - [`load`] measures a running daemon: connections under load, many
+//!   client processes at once, and a start from nothing.
 
 pub mod emulator;
 pub mod harness;
+pub mod load;
