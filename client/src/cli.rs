@@ -124,7 +124,8 @@ pub enum DaemonCommand {
     Reload,
 }
 
-fn parse_duration(text: &str) -> Result<Duration, String> {
+/// Parses `--min-valid`: plain seconds, or a humantime duration.
+pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
     if let Ok(secs) = text.parse::<u64>() {
         return Ok(Duration::from_secs(secs));
     }

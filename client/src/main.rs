@@ -5,8 +5,11 @@ mod cli;
 mod commands;
 mod conn;
 mod error;
+mod fast;
 mod output;
 
+use std::env;
+use std::ffi::OsString;
 use std::io::Write;
 use std::process::ExitCode;
 
@@ -14,18 +17,32 @@ use clap::{CommandFactory, FromArgMatches};
 use fkq_cred_proto::exit;
 
 fn main() -> ExitCode {
-    let matches =
-        cli::Cli::command().after_long_help(exit_code_help()).get_matches();
-    let cli = match cli::Cli::from_arg_matches(&matches) {
-        Ok(cli) => cli,
-        Err(e) => e.exit(),
-    };
+    let args: Vec<OsString> = env::args_os().collect();
+    // `get` and `header` in their plain forms skip clap's command tree,
+    // the largest cost of a call; everything else is clap's to parse.
+    let cli = fast::parse(
+        &args,
+        env::var_os(fast::PROFILE_ENV).as_deref(),
+        env::var_os(fast::SOCKET_ENV).as_deref(),
+    )
+    .unwrap_or_else(|| parse(args));
     match commands::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             let _ = writeln!(std::io::stderr(), "fkq-cred: {e}");
             ExitCode::from(e.code)
         }
+    }
+}
+
+/// Parses with clap; on an error or `--help`, prints and exits.
+fn parse(args: Vec<OsString>) -> cli::Cli {
+    let matches = cli::Cli::command()
+        .after_long_help(exit_code_help())
+        .get_matches_from(args);
+    match cli::Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
     }
 }
 

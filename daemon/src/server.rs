@@ -3,7 +3,9 @@
 
 use std::io;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use fkq_cred_proto::frame::{self, MAX_REQUEST_LEN};
@@ -20,9 +22,12 @@ use interprocess::local_socket::traits::StreamCommon as _;
 use interprocess::local_socket::{GenericFilePath, ListenerOptions, ToFsName};
 use thiserror::Error;
 use tokio::io::{
-    AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader,
+    AsyncBufRead as _, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt,
+    BufReader,
 };
 use tokio::sync::{watch, Semaphore};
+use tokio::time::Instant;
+use zeroize::{Zeroize as _, Zeroizing};
 
 use crate::service::Service;
 
@@ -39,6 +44,10 @@ pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How long a reply may take to be written to a peer that does not read.
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The read buffer of a connection: a greeting and a `get` with a long
+/// profile name fit many times over; a larger request is read past it.
+const READ_BUFFER: usize = 1024;
 
 /// How long shutdown waits for in-flight requests.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -221,20 +230,34 @@ pub enum ConnectionError {
 
 /// Serves one connection: greeting, then requests until the peer closes,
 /// goes idle, or the daemon shuts down.
+///
+/// A `get` answered from memory arms no timer and allocates nothing here:
+/// a request that arrived whole is decoded straight from the read buffer,
+/// the reply is encoded into one buffer kept for the connection, and the
+/// idle and shutdown watches are set up once per connection, not per
+/// request.
 pub async fn serve_connection<S: AsyncRead + AsyncWrite + Unpin>(
     stream: S,
     service: &Service,
     busy: bool,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), ConnectionError> {
-    let mut stream = BufReader::new(stream);
+    let mut stream = BufReader::with_capacity(READ_BUFFER, stream);
+    let mut out = Zeroizing::new(Vec::new());
     let mut hello = [0u8; HELLO_LEN];
-    within(FRAME_TIMEOUT, stream.read_exact(&mut hello)).await?;
+    read_exact(&mut stream, &mut hello).await?;
     let Hello::Version(version) = handshake::decode_hello(&hello) else {
         return Err(ConnectionError::Foreign);
     };
-    write(&mut stream, &handshake::hello()).await?;
-    if version != PROTOCOL_VERSION {
+    // The client sends its greeting and first request in one write. When
+    // that request is already here whole, the greeting leaves with its
+    // reply, so the client is woken once instead of twice.
+    let is_current = version == PROTOCOL_VERSION;
+    out.extend_from_slice(&handshake::hello());
+    if !is_current || busy || !holds_whole_frame(stream.buffer()) {
+        write(&mut stream, &mut out).await?;
+    }
+    if !is_current {
         tracing::info!(
             client_version = version,
             "client speaks another protocol version"
@@ -246,19 +269,36 @@ pub async fn serve_connection<S: AsyncRead + AsyncWrite + Unpin>(
             ErrorKind::Busy,
             format!("fkq-credd is serving its maximum of {MAX_CONNECTIONS} connections; try again shortly"),
         );
-        return send(&mut stream, &Response::Error(error)).await;
+        return send(&mut stream, &mut out, &Response::Error(error)).await;
     }
+
+    let stop = shutdown.wait_for(|stop| *stop);
+    tokio::pin!(stop);
+    let idle = tokio::time::sleep(IDLE_TIMEOUT);
+    tokio::pin!(idle);
+    let mut last_request = Instant::now();
     loop {
         let mut header = [0u8; frame::HEADER_LEN];
         let first = tokio::select! {
-            read = tokio::time::timeout(IDLE_TIMEOUT, stream.read(&mut header[..1])) => match read {
-                Ok(Ok(0)) | Err(_) => return Ok(()),
-                Ok(Ok(n)) => n,
-                Ok(Err(e)) => return Err(e.into()),
+            biased;
+            _ = &mut stop => return Ok(()),
+            read = stream.read(&mut header[..1]) => match read {
+                Ok(0) => return Ok(()),
+                Ok(n) => n,
+                Err(e) => return Err(e.into()),
             },
-            _ = shutdown.wait_for(|stop| *stop) => return Ok(()),
+            () = &mut idle => {
+                // The timer was set for the first request; move it on to
+                // the last one, or close if there was none since.
+                let deadline = last_request + IDLE_TIMEOUT;
+                if deadline <= Instant::now() {
+                    return Ok(());
+                }
+                idle.as_mut().reset(deadline);
+                continue;
+            }
         };
-        within(FRAME_TIMEOUT, stream.read_exact(&mut header[first..])).await?;
+        read_exact(&mut stream, &mut header[first..]).await?;
         let len = match frame::body_len(header, MAX_REQUEST_LEN) {
             Ok(len) => len,
             Err(e) => {
@@ -266,49 +306,147 @@ pub async fn serve_connection<S: AsyncRead + AsyncWrite + Unpin>(
                     ErrorKind::BadRequest,
                     format!("{e}; is fkq-cred the same version as fkq-credd?"),
                 );
-                return send(&mut stream, &Response::Error(error)).await;
+                return send(&mut stream, &mut out, &Response::Error(error))
+                    .await;
             }
         };
-        let mut body = vec![0u8; len];
-        within(FRAME_TIMEOUT, stream.read_exact(&mut body)).await?;
-        let response = match codec::decode::<Request>(&body, MAX_REQUEST_LEN) {
-            Ok(request) => service.handle(request).await,
-            Err(e) => Response::Error(WireError::new(
-                ErrorKind::BadRequest,
-                format!("{e}; is fkq-cred the same version as fkq-credd?"),
-            )),
+        let request = if stream.buffer().len() >= len {
+            let request = decode(&stream.buffer()[..len]);
+            Pin::new(&mut stream).consume(len);
+            request
+        } else {
+            let mut body = vec![0u8; len];
+            read_exact(&mut stream, &mut body).await?;
+            decode(&body)
         };
-        send(&mut stream, &response).await?;
+        let answered = match &request {
+            Ok(Request::Get { profile, kind, min_valid_secs }) => service
+                .answer_get_from_memory(
+                    profile.as_deref(),
+                    *kind,
+                    *min_valid_secs,
+                    |reply| push_frame(&mut out, &reply),
+                ),
+            _ => None,
+        };
+        match answered {
+            Some(pushed) => {
+                pushed?;
+                write(&mut stream, &mut out).await?;
+            }
+            None => {
+                let response = match request {
+                    Ok(request) => service.handle(request).await,
+                    Err(error) => Response::Error(error),
+                };
+                send(&mut stream, &mut out, &response).await?;
+            }
+        }
+        last_request = Instant::now();
     }
 }
 
+/// Whether `bytes` start with a whole frame.
+fn holds_whole_frame(bytes: &[u8]) -> bool {
+    let Some(header) = bytes.first_chunk::<{ frame::HEADER_LEN }>() else {
+        return false;
+    };
+    let len = u32::from_be_bytes(*header) as usize;
+    bytes.len() - frame::HEADER_LEN >= len
+}
+
+fn decode(body: &[u8]) -> Result<Request, WireError> {
+    codec::decode::<Request>(body, MAX_REQUEST_LEN).map_err(|e| {
+        WireError::new(
+            ErrorKind::BadRequest,
+            format!("{e}; is fkq-cred the same version as fkq-credd?"),
+        )
+    })
+}
+
+/// Reads exactly `buf.len()` bytes: at once when they have arrived, as
+/// they nearly always have, else waiting at most [`FRAME_TIMEOUT`].
+async fn read_exact<S: AsyncRead + Unpin>(
+    stream: &mut BufReader<S>,
+    buf: &mut [u8],
+) -> Result<(), ConnectionError> {
+    let buffered = stream.buffer();
+    if buffered.len() >= buf.len() {
+        buf.copy_from_slice(&buffered[..buf.len()]);
+        Pin::new(stream).consume(buf.len());
+        return Ok(());
+    }
+    within(FRAME_TIMEOUT, stream.read_exact(buf)).await.map(drop)
+}
+
+/// Runs `io`, giving up after `limit`. The timer is only set up when `io`
+/// cannot finish at once.
 async fn within<T>(
     limit: Duration,
     io: impl std::future::Future<Output = io::Result<T>>,
 ) -> Result<T, ConnectionError> {
+    let mut io = std::pin::pin!(io);
+    let first =
+        std::future::poll_fn(|cx| Poll::Ready(io.as_mut().poll(cx))).await;
+    if let Poll::Ready(result) = first {
+        return Ok(result?);
+    }
     match tokio::time::timeout(limit, io).await {
         Ok(result) => Ok(result?),
         Err(_) => Err(ConnectionError::Stalled),
     }
 }
 
+/// Writes `out` and wipes it: it may have held a token.
 async fn write<S: AsyncWrite + Unpin>(
     stream: &mut S,
-    bytes: &[u8],
+    out: &mut Vec<u8>,
 ) -> Result<(), ConnectionError> {
-    within(WRITE_TIMEOUT, async {
-        stream.write_all(bytes).await?;
-        stream.flush().await
-    })
-    .await
+    let written = within(WRITE_TIMEOUT, stream.write_all(out)).await;
+    wipe(out);
+    written
 }
 
+/// Appends `response` as a frame to `out` (which may already hold the
+/// greeting) and writes it all.
 async fn send<S: AsyncWrite + Unpin>(
     stream: &mut S,
+    out: &mut Vec<u8>,
     response: &Response,
 ) -> Result<(), ConnectionError> {
-    let body = codec::encode(response).map_err(|e| {
-        io::Error::new(io::ErrorKind::InvalidData, e.to_string())
-    })?;
-    write(stream, &frame::encode(&body)).await
+    push_frame(out, response)?;
+    write(stream, out).await
+}
+
+/// Appends `body` to `out` as one frame.
+fn push_frame(
+    out: &mut Vec<u8>,
+    body: &impl serde::Serialize,
+) -> Result<(), ConnectionError> {
+    let start = out.len();
+    out.extend_from_slice(&[0; frame::HEADER_LEN]);
+    if let Err(e) = codec::encode_into(out, body) {
+        wipe(out);
+        return Err(
+            io::Error::new(io::ErrorKind::InvalidData, e.to_string()).into()
+        );
+    }
+    let len = u32::try_from(out.len() - start - frame::HEADER_LEN)
+        .expect("the codec caps bodies far below 4 GiB");
+    out[start..start + frame::HEADER_LEN].copy_from_slice(&len.to_be_bytes());
+    Ok(())
+}
+
+/// Zeroes the bytes of `out` eight at a time and empties it, keeping its
+/// capacity. Nothing that held a token goes back to the allocator
+/// unwiped: `out` only grows by [`codec::encode_into`], which reserves
+/// before it writes, and it is a `Zeroizing` buffer when dropped.
+fn wipe(out: &mut Vec<u8>) {
+    // SAFETY: every bit pattern is a valid u64, so bytes may be viewed as
+    // words; the view covers exactly the bytes of the slice.
+    let (head, words, tail) = unsafe { out.align_to_mut::<u64>() };
+    head.zeroize();
+    words.zeroize();
+    tail.zeroize();
+    out.clear();
 }

@@ -6,7 +6,10 @@ use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use fkq_cred_proto::{ErrorKind, ProfileInfo, Request, Response, WireError};
+use fkq_cred_proto::{
+    ErrorKind, ProfileInfo, Request, Response, TokenKind, TokenReplyRef,
+    WireError,
+};
 use tokio::sync::watch;
 
 use crate::clock::Clock;
@@ -107,6 +110,39 @@ impl Service {
             }
         };
         result.unwrap_or_else(Response::Error)
+    }
+
+    /// Answers a `get` from memory when the profile's token stays valid
+    /// long enough: `reply` sees the token where the session keeps it, so
+    /// no copy is made, and the session task is not woken. `None` when the
+    /// request needs [`handle`](Self::handle): an unknown or default-less
+    /// profile, a token too close to expiry, or no token of that kind.
+    pub fn answer_get_from_memory<R>(
+        &self,
+        profile: Option<&str>,
+        kind: TokenKind,
+        min_valid_secs: Option<u32>,
+        reply: impl FnOnce(TokenReplyRef<'_>) -> R,
+    ) -> Option<R> {
+        let state = self.state.read().unwrap_or_else(|e| e.into_inner());
+        let name = match profile {
+            Some(name) => name,
+            None => state.config.default_name()?,
+        };
+        let session = state.sessions.get(name)?;
+        let min_valid = min_valid_secs.map(|s| Duration::from_secs(s.into()));
+        let tokens = session.fresh(min_valid)?;
+        let token = tokens.token(kind);
+        if token.is_empty() {
+            return None;
+        }
+        Some(reply(TokenReplyRef {
+            profile: &session.profile().name,
+            kind,
+            token,
+            token_type: &tokens.token_type,
+            expires_at: tokens.expires_at_unix(),
+        }))
     }
 
     fn session(&self, name: Option<&str>) -> Result<SessionHandle, WireError> {
@@ -238,4 +274,107 @@ fn no_default(config: &Config) -> WireError {
             names.join(", ")
         ),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::time::{SystemTime, UNIX_EPOCH};
+
+    use fkq_cred_proto::codec;
+
+    use super::*;
+    use crate::clock::SystemClock;
+    use crate::tokens::{AuthResult, TokenSet};
+
+    fn service() -> Arc<Service> {
+        let text = "default_profile = \"p\"\n\
+                    [profiles.p]\nauth_url = \"https://auth.invalid\"\n\
+                    api_url = \"https://api.invalid\"\n";
+        let config = Config::parse(text, Path::new("c.toml")).unwrap();
+        Service::new(config, None, Arc::new(SystemClock))
+    }
+
+    fn tokens(id: Option<&str>, received_at: SystemTime) -> TokenSet {
+        let result = AuthResult {
+            access_token: Some("access-token".into()),
+            id_token: id.map(Into::into),
+            expires_in: Some(3600),
+            ..Default::default()
+        };
+        TokenSet::from_reply(
+            result,
+            received_at,
+            Duration::from_secs(3600),
+            None,
+        )
+        .unwrap()
+    }
+
+    /// The bytes of the reply `handle` gives, and of the one answered from
+    /// memory (if it was).
+    async fn both(
+        service: &Service,
+        profile: Option<&str>,
+        kind: TokenKind,
+        min_valid_secs: Option<u32>,
+    ) -> (Vec<u8>, Option<Vec<u8>>) {
+        let fast = service.answer_get_from_memory(
+            profile,
+            kind,
+            min_valid_secs,
+            |reply| codec::encode(&reply).unwrap(),
+        );
+        let request = Request::Get {
+            profile: profile.map(Into::into),
+            kind,
+            min_valid_secs,
+        };
+        let slow = codec::encode(&service.handle(request).await).unwrap();
+        (slow, fast)
+    }
+
+    #[tokio::test]
+    async fn a_get_answered_from_memory_is_byte_for_byte_the_handled_reply() {
+        let service = service();
+        service.sessions()[0]
+            .install(tokens(Some("id-token"), SystemTime::now()));
+        for profile in [None, Some("p")] {
+            for kind in [TokenKind::Access, TokenKind::Id] {
+                for min_valid in [None, Some(0), Some(600), Some(u32::MAX)] {
+                    let (slow, fast) =
+                        both(&service, profile, kind, min_valid).await;
+                    assert_eq!(
+                        fast.as_ref(),
+                        Some(&slow),
+                        "{profile:?} {kind:?} {min_valid:?}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn gets_that_need_the_session_task_are_not_answered_from_memory() {
+        let service = service();
+        let session = service.sessions()[0].clone();
+
+        session.install(tokens(None, SystemTime::now()));
+        let (slow, fast) = both(&service, None, TokenKind::Id, None).await;
+        assert_eq!(fast, None, "no id token: the handled path explains");
+        let reply: Response = codec::decode(&slow, 4096).unwrap();
+        assert!(
+            matches!(reply, Response::Error(e) if e.kind == ErrorKind::BadResponse)
+        );
+
+        let (_, fast) =
+            both(&service, Some("q"), TokenKind::Access, None).await;
+        assert_eq!(fast, None, "unknown profile");
+
+        session.install(tokens(None, UNIX_EPOCH));
+        let (slow, fast) = both(&service, None, TokenKind::Access, None).await;
+        assert_eq!(fast, None, "expired: the session task must act");
+        let reply: Response = codec::decode(&slow, 4096).unwrap();
+        assert!(matches!(reply, Response::Error(_)), "{reply:?}");
+    }
 }

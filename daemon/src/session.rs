@@ -116,14 +116,29 @@ impl SessionHandle {
         kind: TokenKind,
         min_valid: Option<Duration>,
     ) -> Result<TokenReply, WireError> {
-        let needed = min_valid.unwrap_or(self.profile.min_valid);
-        if let Some(tokens) = self.shared.get() {
-            if tokens.is_valid_for(self.shared.clock.now(), needed) {
-                return self.reply(&tokens, kind);
-            }
+        if let Some(tokens) = self.fresh(min_valid) {
+            return self.reply(&tokens, kind);
         }
+        let needed = min_valid.unwrap_or(self.profile.min_valid);
         self.ask(|reply| Command::Get { kind, needed, force: false, reply })
             .await?
+    }
+
+    /// The tokens, when they stay valid for at least `min_valid` (the
+    /// profile's `min_valid` when `None`): what a `get` is answered from
+    /// without waking the session task.
+    pub fn fresh(&self, min_valid: Option<Duration>) -> Option<Arc<TokenSet>> {
+        let needed = min_valid.unwrap_or(self.profile.min_valid);
+        self.shared.get().filter(|tokens| {
+            tokens.is_valid_for(self.shared.clock.now(), needed)
+        })
+    }
+
+    /// Puts `tokens` where `get` reads them, as the session task does
+    /// after a login.
+    #[cfg(test)]
+    pub(crate) fn install(&self, tokens: TokenSet) {
+        self.shared.set(Some(Arc::new(tokens)));
     }
 
     /// Builds the reply for `kind` from `tokens`.

@@ -29,6 +29,22 @@ pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, CodecError> {
         .map_err(|e| CodecError(e.to_string()))
 }
 
+/// Encodes a message body at the end of `out`, for a caller that reuses
+/// one buffer. The room is reserved before the first byte is written, so
+/// the buffer never moves (leaving a copy behind) halfway through a secret.
+pub fn encode_into<T: Serialize>(
+    out: &mut Vec<u8>,
+    value: &T,
+) -> Result<(), CodecError> {
+    let len = options(MAX_RESPONSE_LEN)
+        .serialized_size(value)
+        .map_err(|e| CodecError(e.to_string()))?;
+    out.reserve(usize::try_from(len).map_err(|e| CodecError(e.to_string()))?);
+    options(MAX_RESPONSE_LEN)
+        .serialize_into(out, value)
+        .map_err(|e| CodecError(e.to_string()))
+}
+
 /// Decodes a message body, refusing anything that does not describe exactly
 /// one `T` or that would need more than `limit` bytes of memory to hold.
 pub fn decode<T: DeserializeOwned>(
@@ -76,6 +92,54 @@ mod tests {
         // Some(1_700_000_000): zigzag 3_400_000_000 as a u32 varint (tag 252).
         expected.extend_from_slice(&[1, 252, 0, 226, 167, 202]);
         assert_eq!(bytes, expected);
+    }
+
+    #[test]
+    fn encode_into_appends_the_same_bytes_without_moving_the_buffer() {
+        let mut out = b"prefix".to_vec();
+        encode_into(&mut out, &get_request()).unwrap();
+        let mut expected = b"prefix".to_vec();
+        expected.extend_from_slice(&encode(&get_request()).unwrap());
+        assert_eq!(out, expected);
+
+        let mut out = Vec::with_capacity(4);
+        out.extend_from_slice(b"ab");
+        let reply = Response::Token(TokenReply {
+            profile: "p".into(),
+            kind: TokenKind::Access,
+            token: Secret::from("t".repeat(500)),
+            token_type: "Bearer".into(),
+            expires_at: None,
+        });
+        encode_into(&mut out, &reply).unwrap();
+        assert_eq!(out.capacity(), out.len(), "reserved once, exactly");
+    }
+
+    #[test]
+    fn a_borrowed_token_reply_encodes_as_the_owned_one() {
+        let token = Secret::from("eyJ.token.sig");
+        for (kind, expires_at) in
+            [(TokenKind::Access, Some(1_700_000_000)), (TokenKind::Id, None)]
+        {
+            let borrowed = TokenReplyRef {
+                profile: "prod",
+                kind,
+                token: &token,
+                token_type: "Bearer",
+                expires_at,
+            };
+            let owned = Response::Token(TokenReply {
+                profile: "prod".into(),
+                kind,
+                token: token.clone(),
+                token_type: "Bearer".into(),
+                expires_at,
+            });
+            assert_eq!(encode(&borrowed).unwrap(), encode(&owned).unwrap());
+            let decoded: Response =
+                decode(&encode(&borrowed).unwrap(), 1024).unwrap();
+            assert_eq!(decoded, owned);
+        }
     }
 
     #[test]

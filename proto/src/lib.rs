@@ -24,7 +24,7 @@ pub mod secret;
 
 pub use message::{
     ErrorKind, ProfileInfo, ProfileState, ProfileStatus, Request, Response,
-    Site, SitesReply, TokenKind, TokenReply, WireError,
+    Site, SitesReply, TokenKind, TokenReply, TokenReplyRef, WireError,
 };
 pub use secret::Secret;
 

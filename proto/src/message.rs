@@ -5,7 +5,7 @@
 
 use std::fmt;
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Serialize, Serializer};
 
 use crate::Secret;
 
@@ -118,6 +118,59 @@ pub struct TokenReply {
     /// When the token stops being valid, Unix seconds; `None` for tokens
     /// that carry no expiry (a self-hosted server's API key).
     pub expires_at: Option<i64>,
+}
+
+/// A [`Response::Token`] whose parts are borrowed from where the daemon
+/// keeps them. It encodes to exactly the bytes of the owned response with
+/// the same values, so the daemon answers a `get` from memory without
+/// copying the token into a reply that would then have to be wiped.
+#[derive(Debug, Clone, Copy)]
+pub struct TokenReplyRef<'a> {
+    /// The profile the token belongs to.
+    pub profile: &'a str,
+    /// Which token this is.
+    pub kind: TokenKind,
+    /// The token itself.
+    pub token: &'a Secret,
+    /// The scheme for the `Authorization` header.
+    pub token_type: &'a str,
+    /// When the token stops being valid, Unix seconds.
+    pub expires_at: Option<i64>,
+}
+
+/// The position of [`Response::Token`] in its enum: the tag bincode writes.
+/// Variants are only ever appended, so it never changes; a test holds it
+/// to the derived encoding.
+const TOKEN_VARIANT: u32 = 1;
+
+impl Serialize for TokenReplyRef<'_> {
+    fn serialize<S: Serializer>(
+        &self,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        /// The fields of [`TokenReply`], in its order.
+        #[derive(Serialize)]
+        struct Fields<'a> {
+            profile: &'a str,
+            kind: TokenKind,
+            token: &'a Secret,
+            token_type: &'a str,
+            expires_at: Option<i64>,
+        }
+        let fields = Fields {
+            profile: self.profile,
+            kind: self.kind,
+            token: self.token,
+            token_type: self.token_type,
+            expires_at: self.expires_at,
+        };
+        serializer.serialize_newtype_variant(
+            "Response",
+            TOKEN_VARIANT,
+            "Token",
+            &fields,
+        )
+    }
 }
 
 /// The life-cycle state of a profile's session.

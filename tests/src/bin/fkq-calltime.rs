@@ -211,13 +211,8 @@ fn report(subjects: &[Subject], calls: u32, rounds: u32) {
          medians of the rounds"
     );
     println!(
-        "{:<22} {:>11} {:>8} {:>11} {:>8}   {}",
-        "command",
-        "wall/call",
-        "ratio",
-        "cpu/call",
-        "ratio",
-        "wall per round (µs)"
+        "{:<22} {:>11} {:>8} {:>11} {:>8}   wall per round (µs)",
+        "command", "wall/call", "ratio", "cpu/call", "ratio",
     );
     let base_wall = micros(median(&subjects[0].wall));
     let base_cpu = micros(median(&subjects[0].cpu));

@@ -37,6 +37,10 @@ enum Mode {
         /// Threads of the load generator itself.
         #[arg(long, default_value_t = 1)]
         threads: usize,
+        /// Offer this many gets per second in total, in 1 ms batches,
+        /// instead of going as fast as the daemon answers.
+        #[arg(long, value_name = "GETS_PER_SEC")]
+        rate: Option<u64>,
     },
     /// K workers each running N `fkq-cred get` processes in a row, all at
     /// once; then the emulator's login and refresh counts.
@@ -91,9 +95,14 @@ fn main() -> ExitCode {
 
 fn run(mode: Mode) -> anyhow::Result<()> {
     match mode {
-        Mode::Conns { socket, connections, duration, profile, threads } => {
-            conns(socket, connections, duration, profile, threads)
-        }
+        Mode::Conns {
+            socket,
+            connections,
+            duration,
+            profile,
+            threads,
+            rate,
+        } => conns(socket, connections, duration, profile, threads, rate),
         Mode::Procs {
             client,
             workers,
@@ -160,6 +169,7 @@ fn conns(
     duration: Duration,
     profile: Option<String>,
     threads: usize,
+    rate: Option<u64>,
 ) -> anyhow::Result<()> {
     let socket = match socket {
         Some(path) => path,
@@ -175,6 +185,7 @@ fn conns(
         duration,
         profile,
         threads,
+        rate,
     };
     let report = load::conns::run(&options)?;
     print!("{}", report.text());
@@ -191,6 +202,7 @@ fn conns(
     _: Duration,
     _: Option<String>,
     _: usize,
+    _: Option<u64>,
 ) -> anyhow::Result<()> {
     bail!("the connection load mode speaks Unix sockets only")
 }

@@ -1,9 +1,14 @@
-//! Many connections at once, each asking for tokens back to back.
+//! Many connections at once, each asking for tokens.
 //!
 //! Every connection opens with the greeting and a first `get`, exactly as
 //! `fkq-cred get` does; once all are open, each sends a `get`, waits for
 //! the reply and sends the next, until the time is up. Latency is measured
 //! per request, from just before the write to the last byte of the reply.
+//!
+//! Without a rate the connections go as fast as the daemon answers: the
+//! figures at saturation. With `--rate`, a pacer releases that many gets
+//! per second in small batches (every 100 µs or so) and a connection sends
+//! only with a permit from it: the figures at an offered load.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -16,11 +21,15 @@ use fkq_cred_proto::handshake::{self, Hello, HELLO_LEN};
 use fkq_cred_proto::PROTOCOL_VERSION;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixStream;
+use tokio::sync::Semaphore;
 
 use super::{
     daemon_pid, describe, get_frame, hello_and_get, mib, nanos, quantile,
     rss_kib, token_tag,
 };
+
+/// How often the pacer of `--rate` releases the gets that fell due.
+const PACE: Duration = Duration::from_micros(100);
 
 /// How often the daemon's memory is sampled during the run.
 const RSS_SAMPLE_EVERY: Duration = Duration::from_millis(20);
@@ -38,6 +47,8 @@ pub struct Options {
     pub profile: Option<String>,
     /// Threads of the load generator's own runtime.
     pub threads: usize,
+    /// Gets per second offered in total; `None` for as fast as answered.
+    pub rate: Option<u64>,
 }
 
 /// What came out.
@@ -47,6 +58,8 @@ pub struct Report {
     pub pid: u32,
     /// Connections open during the run.
     pub connections: usize,
+    /// The offered rate, if one was set.
+    pub rate: Option<u64>,
     /// Gets answered with a token.
     pub gets: u64,
     /// Gets answered with anything else.
@@ -72,8 +85,12 @@ impl Report {
     pub fn text(&self) -> String {
         let [p50, p99, p999, max] = self.latency;
         let [before, open, peak, after] = self.rss;
+        let offered = self.rate.map_or_else(
+            || "as fast as answered".into(),
+            |r| format!("{r} gets/s"),
+        );
         let mut text = format!(
-            "connections:   {}\n\
+            "connections:   {} (offered: {offered})\n\
              gets:          {} in {:.2} s = {:.0} gets/s\n\
              errors:        {}\n\
              latency:       p50 {}  p99 {}  p99.9 {}  max {}\n\
@@ -139,9 +156,22 @@ async fn drive(options: &Options, pid: u32) -> anyhow::Result<Report> {
     let request: Arc<[u8]> = get_frame(profile).into();
     let start = Instant::now();
     let deadline = start + options.duration;
+    let permits = options.rate.map(|rate| {
+        let permits = Arc::new(Semaphore::new(0));
+        let pacer = permits.clone();
+        std::thread::spawn(move || release(&pacer, rate, start, deadline));
+        permits
+    });
     let workers: Vec<_> = streams
         .into_iter()
-        .map(|stream| tokio::spawn(gets(stream, request.clone(), deadline)))
+        .map(|stream| {
+            tokio::spawn(gets(
+                stream,
+                request.clone(),
+                deadline,
+                permits.clone(),
+            ))
+        })
         .collect();
     let mut latencies = Vec::new();
     let (mut errors, mut first_error) = (0, None);
@@ -159,6 +189,7 @@ async fn drive(options: &Options, pid: u32) -> anyhow::Result<Report> {
     Ok(Report {
         pid,
         connections: options.connections,
+        rate: options.rate,
         gets: latencies.len() as u64,
         errors,
         first_error,
@@ -215,16 +246,41 @@ struct Outcome {
     first_error: Option<String>,
 }
 
+/// Adds permits every [`PACE`] or so, from a thread of its own (tokio's
+/// timers tick in whole milliseconds), so that `rate` per second are out
+/// in total; at the deadline it closes the semaphore, which stops the
+/// waiting connections.
+fn release(permits: &Semaphore, rate: u64, start: Instant, deadline: Instant) {
+    let mut released = 0u64;
+    while Instant::now() < deadline {
+        std::thread::sleep(PACE);
+        let due = (start.elapsed().as_secs_f64() * rate as f64) as u64;
+        let batch = usize::try_from(due.saturating_sub(released))
+            .unwrap_or(usize::MAX)
+            .min(Semaphore::MAX_PERMITS - permits.available_permits());
+        permits.add_permits(batch);
+        released += batch as u64;
+    }
+    permits.close();
+}
+
 async fn gets(
     mut stream: BufReader<UnixStream>,
     request: Arc<[u8]>,
     deadline: Instant,
+    permits: Option<Arc<Semaphore>>,
 ) -> anyhow::Result<Outcome> {
     let tag = token_tag();
     let mut outcome =
         Outcome { latencies: Vec::new(), errors: 0, first_error: None };
     let mut body = Vec::new();
     loop {
+        if let Some(permits) = &permits {
+            match permits.acquire().await {
+                Ok(permit) => permit.forget(),
+                Err(_) => return Ok(outcome),
+            }
+        }
         let start = Instant::now();
         if start >= deadline {
             return Ok(outcome);
