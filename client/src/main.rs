@@ -1,5 +1,10 @@
 //! `fkq-cred`: the thin client. Parses the command line, runs one command
 //! against the daemon, and maps the outcome to an exit code.
+//!
+//! On Linux with glibc the process starts in [`start`], which skips std's
+//! start-up work that a short-lived client does not need.
+
+#![cfg_attr(all(target_os = "linux", target_env = "gnu", not(test)), no_main)]
 
 mod cli;
 mod commands;
@@ -7,16 +12,23 @@ mod conn;
 mod error;
 mod fast;
 mod output;
+#[cfg(all(target_os = "linux", target_env = "gnu", not(test)))]
+mod start;
 
 use std::env;
 use std::ffi::OsString;
 use std::io::Write;
-use std::process::ExitCode;
 
 use clap::{CommandFactory, FromArgMatches};
 use fkq_cred_proto::exit;
 
-fn main() -> ExitCode {
+#[cfg(not(all(target_os = "linux", target_env = "gnu", not(test))))]
+fn main() -> std::process::ExitCode {
+    std::process::ExitCode::from(run())
+}
+
+/// Runs the command line; returns the exit code.
+fn run() -> u8 {
     let args: Vec<OsString> = env::args_os().collect();
     // `get` and `header` in their plain forms skip clap's command tree,
     // the largest cost of a call; everything else is clap's to parse.
@@ -27,10 +39,10 @@ fn main() -> ExitCode {
     )
     .unwrap_or_else(|| parse(args));
     match commands::run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(()) => exit::OK,
         Err(e) => {
             let _ = writeln!(std::io::stderr(), "fkq-cred: {e}");
-            ExitCode::from(e.code)
+            e.code
         }
     }
 }

@@ -12,13 +12,14 @@
 //! - [`password`]: running `password_command`.
 //! - [`service`]: all sessions, and request dispatch.
 //! - [`server`]: the socket, peer checks and framing.
-//! - [`signals`], [`harden`], [`clock`]: process plumbing.
+//! - [`signals`], [`harden`], [`limits`], [`clock`]: process plumbing.
 
 pub mod actor;
 pub mod auth;
 pub mod clock;
 pub mod config;
 pub mod harden;
+pub mod limits;
 pub mod password;
 pub mod schedule;
 pub mod server;
@@ -78,7 +79,12 @@ pub fn run(options: Options) -> Result<(), DaemonError> {
     harden::harden();
     let config = config::Config::load(options.config.as_deref())?;
     let location = location::socket_location(options.socket.as_deref())?;
+    #[cfg(unix)]
+    if let Err(e) = limits::raise_open_files() {
+        tracing::warn!(error = %e, "cannot raise the open file limit");
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(limits::worker_threads())
         .enable_all()
         .thread_name("fkq-credd")
         .build()
