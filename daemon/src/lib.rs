@@ -95,7 +95,14 @@ pub fn run(options: Options) -> Result<(), DaemonError> {
         let service = service::Service::new(config, options.config.clone(), Arc::new(clock::SystemClock));
         tokio::spawn(signals::handle(signals, service.clone()));
         tracing::info!(socket = %location.path.display(), pid = std::process::id(), "ready");
-        server::serve(listener, service).await;
+        // The accept loop runs on a worker, not on this thread: a
+        // connection it spawns then starts on the same worker at once,
+        // where handing it from here to a worker costs two wake-ups.
+        if let Err(e) = tokio::spawn(server::serve(listener, service)).await {
+            if e.is_panic() {
+                std::panic::resume_unwind(e.into_panic());
+            }
+        }
         tracing::info!("stopped");
         Ok(())
     })

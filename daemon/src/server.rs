@@ -147,18 +147,19 @@ pub async fn serve(listener: Listener, service: Arc<Service>) {
     let mut shutdown = service.shutdown_signal();
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     loop {
-        let stream = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(stream) => stream,
-                Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
-                    // Out of descriptors, most likely: give the peers a
-                    // moment to close instead of spinning on the error.
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            _ = shutdown.wait_for(|stop| *stop) => break,
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = stopped(&mut shutdown) => break,
+        };
+        let stream = match accepted {
+            Ok(stream) => stream,
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                // Out of descriptors, most likely: give the peers a
+                // moment to close instead of spinning on the error.
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
         };
         if !is_owner(&stream) {
             continue;
@@ -187,6 +188,11 @@ pub async fn serve(listener: Listener, service: Arc<Service>) {
             "some connections were still open after the grace period"
         );
     }
+}
+
+/// Resolves once shutdown is requested.
+async fn stopped(shutdown: &mut watch::Receiver<bool>) {
+    let _ = shutdown.wait_for(|stop| *stop).await;
 }
 
 /// Whether the peer runs as the daemon's own user; anyone else gets no
