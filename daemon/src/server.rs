@@ -251,7 +251,7 @@ pub async fn serve_connection<S: AsyncRead + AsyncWrite + Unpin>(
     let mut stream = BufReader::with_capacity(READ_BUFFER, stream);
     let mut out = Zeroizing::new(Vec::new());
     let mut hello = [0u8; HELLO_LEN];
-    read_exact(&mut stream, &mut hello).await?;
+    read_whole(&mut stream, &mut hello).await?;
     let Hello::Version(version) = handshake::decode_hello(&hello) else {
         return Err(ConnectionError::Foreign);
     };
@@ -304,7 +304,7 @@ pub async fn serve_connection<S: AsyncRead + AsyncWrite + Unpin>(
                 continue;
             }
         };
-        read_exact(&mut stream, &mut header[first..]).await?;
+        read_whole(&mut stream, &mut header[first..]).await?;
         let len = match frame::body_len(header, MAX_REQUEST_LEN) {
             Ok(len) => len,
             Err(e) => {
@@ -322,7 +322,7 @@ pub async fn serve_connection<S: AsyncRead + AsyncWrite + Unpin>(
             request
         } else {
             let mut body = vec![0u8; len];
-            read_exact(&mut stream, &mut body).await?;
+            read_whole(&mut stream, &mut body).await?;
             decode(&body)
         };
         let answered = match &request {
@@ -372,7 +372,7 @@ fn decode(body: &[u8]) -> Result<Request, WireError> {
 
 /// Reads exactly `buf.len()` bytes: at once when they have arrived, as
 /// they nearly always have, else waiting at most [`FRAME_TIMEOUT`].
-async fn read_exact<S: AsyncRead + Unpin>(
+async fn read_whole<S: AsyncRead + Unpin>(
     stream: &mut BufReader<S>,
     buf: &mut [u8],
 ) -> Result<(), ConnectionError> {
@@ -408,7 +408,11 @@ async fn write<S: AsyncWrite + Unpin>(
     stream: &mut S,
     out: &mut Vec<u8>,
 ) -> Result<(), ConnectionError> {
-    let written = within(WRITE_TIMEOUT, stream.write_all(out)).await;
+    let written = within(WRITE_TIMEOUT, async {
+        stream.write_all(out).await?;
+        stream.flush().await
+    })
+    .await;
     wipe(out);
     written
 }
@@ -456,3 +460,6 @@ fn wipe(out: &mut Vec<u8>) {
     tail.zeroize();
     out.clear();
 }
+
+#[cfg(test)]
+mod tests;

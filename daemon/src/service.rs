@@ -277,7 +277,7 @@ fn no_default(config: &Config) -> WireError {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::path::Path;
     use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -293,6 +293,15 @@ mod tests {
                     api_url = \"https://api.invalid\"\n";
         let config = Config::parse(text, Path::new("c.toml")).unwrap();
         Service::new(config, None, Arc::new(SystemClock))
+    }
+
+    /// A service whose one profile holds a fresh access and id token, for
+    /// tests of the layers above. Must run inside a tokio runtime.
+    pub(crate) fn logged_in_service() -> Arc<Service> {
+        let service = service();
+        service.sessions()[0]
+            .install(tokens(Some("id-token"), SystemTime::now()));
+        service
     }
 
     fn tokens(id: Option<&str>, received_at: SystemTime) -> TokenSet {
