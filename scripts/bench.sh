@@ -4,8 +4,9 @@
 #           /bin/true and `git credential-cache get` against a warm cache,
 #           in alternating rounds (fkq-calltime);
 #   load    the daemon's RSS idle, then 64 connections issuing gets as fast
-#           as answered and at 100,000 gets/s offered, then 1,000
-#           connections (fkq-load conns);
+#           as answered (the load generator on one thread, then two) and
+#           at 100,000 gets/s offered, then 1,000 connections (fkq-load
+#           conns);
 #   fanout  1,000 processes x 10 gets on a fresh daemon, and the logins
 #           that cost the auth server (fkq-load procs);
 #   cold    a daemon started from nothing, then its first get, which logs
@@ -89,6 +90,8 @@ if wants load; then
   step "daemon RSS idle, one profile logged in: $(sed -n 's/^VmRSS:[[:space:]]*//p' "/proc/$daemon_pid/status" 2>/dev/null || echo unknown)"
   step "load: $conns_small connections, as fast as answered, $load_time"
   "$bin/fkq-load" conns -c "$conns_small" -d "$load_time"
+  step "load: the same with the load generator on two threads"
+  "$bin/fkq-load" conns -c "$conns_small" -d "$load_time" --threads 2
   step "load: $conns_small connections, $rate gets/s offered, $load_time"
   "$bin/fkq-load" conns -c "$conns_small" -d "$load_time" --rate "$rate"
   step "load: $conns_large connections, as fast as answered, $load_time"

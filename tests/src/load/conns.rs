@@ -24,8 +24,8 @@ use tokio::net::UnixStream;
 use tokio::sync::Semaphore;
 
 use super::{
-    daemon_pid, describe, get_frame, hello_and_get, mib, nanos, quantile,
-    rss_kib, token_tag,
+    cpu_time, daemon_pid, describe, get_frame, hello_and_get, mib, nanos,
+    quantile, rss_kib, token_tag,
 };
 
 /// How often the pacer of `--rate` releases the gets that fell due.
@@ -73,6 +73,10 @@ pub struct Report {
     /// Daemon RSS in KiB: before connecting, with every connection open
     /// and idle, the peak during the run, and after they closed.
     pub rss: [Option<u64>; 4],
+    /// CPU time the daemon used during the gets.
+    pub daemon_cpu: Option<Duration>,
+    /// CPU time this load generator used during the gets.
+    pub own_cpu: Option<Duration>,
 }
 
 impl Report {
@@ -110,6 +114,23 @@ impl Report {
             mib(after),
             self.pid,
         );
+        let per_get = |cpu: Option<Duration>| {
+            cpu.map_or_else(
+                || "-".into(),
+                |t| {
+                    format!(
+                        "{:.2} µs/get ({:.0}% of a core)",
+                        t.as_secs_f64() * 1e6 / self.gets.max(1) as f64,
+                        t.as_secs_f64() * 100.0 / self.elapsed.as_secs_f64()
+                    )
+                },
+            )
+        };
+        text.push_str(&format!(
+            "cpu:           daemon {}, load generator {}\n",
+            per_get(self.daemon_cpu),
+            per_get(self.own_cpu)
+        ));
         if let Some(error) = &self.first_error {
             text.push_str(&format!("first error:   {error}\n"));
         }
@@ -154,6 +175,7 @@ async fn drive(options: &Options, pid: u32) -> anyhow::Result<Report> {
     let peak = Arc::new(AtomicU64::new(open_rss.unwrap_or(0)));
     let sampler = tokio::spawn(sample_rss(pid, running.clone(), peak.clone()));
     let request: Arc<[u8]> = get_frame(profile).into();
+    let cpu_before = (cpu_time(pid), cpu_time(std::process::id()));
     let start = Instant::now();
     let deadline = start + options.duration;
     let permits = options.rate.map(|rate| {
@@ -182,6 +204,11 @@ async fn drive(options: &Options, pid: u32) -> anyhow::Result<Report> {
         first_error = first_error.or(outcome.first_error);
     }
     let elapsed = start.elapsed();
+    let used = |before: Option<Duration>, now: Option<Duration>| {
+        Some(now?.saturating_sub(before?))
+    };
+    let daemon_cpu = used(cpu_before.0, cpu_time(pid));
+    let own_cpu = used(cpu_before.1, cpu_time(std::process::id()));
     running.store(false, Ordering::Relaxed);
     let _ = sampler.await;
     latencies.sort_unstable();
@@ -201,6 +228,8 @@ async fn drive(options: &Options, pid: u32) -> anyhow::Result<Report> {
             latencies.last().copied().unwrap_or(0),
         ],
         rss: [None, open_rss, (peak > 0).then_some(peak), None],
+        daemon_cpu,
+        own_cpu,
     })
 }
 

@@ -100,6 +100,31 @@ pub fn rss_kib(pid: u32) -> Option<u64> {
         .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
+/// The CPU time a process has used so far, all its threads, user and
+/// system (`utime + stime` in `/proc/PID/stat`), or `None` where that
+/// file does not exist.
+pub fn cpu_time(pid: u32) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may hold spaces; the fields after it do not.
+    let fields: Vec<&str> =
+        stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()?
+        + fields.get(12)?.parse::<u64>().ok()?;
+    Some(Duration::from_secs_f64(ticks as f64 / clock_ticks_per_second()?))
+}
+
+#[cfg(unix)]
+fn clock_ticks_per_second() -> Option<f64> {
+    // SAFETY: sysconf only reads a configuration value.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    (ticks > 0).then_some(ticks as f64)
+}
+
+#[cfg(not(unix))]
+fn clock_ticks_per_second() -> Option<f64> {
+    None
+}
+
 /// KiB as MiB with one decimal, or `-` when unknown.
 pub fn mib(kib: Option<u64>) -> String {
     kib.map_or_else(|| "-".into(), |k| format!("{:.1} MiB", k as f64 / 1024.0))
@@ -154,9 +179,15 @@ mod tests {
     }
 
     #[test]
-    fn rss_of_this_process_is_read_on_linux() {
+    fn rss_and_cpu_time_of_this_process_are_read_on_linux() {
         if cfg!(target_os = "linux") {
             assert!(rss_kib(std::process::id()).is_some_and(|k| k > 0));
+            let start = std::time::Instant::now();
+            while start.elapsed() < Duration::from_millis(50) {
+                std::hint::black_box(0);
+            }
+            let used = cpu_time(std::process::id()).unwrap();
+            assert!(used >= Duration::from_millis(30), "{used:?}");
         }
     }
 }
