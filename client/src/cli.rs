@@ -122,6 +122,9 @@ pub enum DaemonCommand {
     Stop,
     /// Reread the daemon's config file.
     Reload,
+    /// Start fkq-credd in the background unless it runs already (commands
+    /// do this by themselves unless auto-start is off).
+    Start,
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {

@@ -22,6 +22,18 @@ struct Args {
     /// More detail in the logs (debug level); RUST_LOG overrides.
     #[arg(short, long)]
     verbose: bool,
+    /// Append the logs to this file instead of stderr (a daemon started by
+    /// fkq-cred logs to $XDG_STATE_HOME/fkq-cred/fkq-credd.log).
+    #[arg(long, value_name = "PATH")]
+    log_file: Option<PathBuf>,
+    /// Set by fkq-cred when it starts the daemon: report readiness on this
+    /// descriptor.
+    #[arg(long, value_name = "FD", hide = true)]
+    ready_fd: Option<i32>,
+    /// Set by fkq-cred when it starts the daemon because a command needed
+    /// it: `autostart = false` in the config refuses the start.
+    #[arg(long, hide = true)]
+    autostart: bool,
 }
 
 /// Crates whose own trace output could show request headers or bodies;
@@ -38,9 +50,21 @@ const QUIET_CRATES: &[&str] = &[
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    init_logging(args.verbose);
-    let options =
-        fkq_credd::Options { socket: args.socket, config: args.config };
+    let log_file = args.log_file.clone().or_else(|| {
+        args.ready_fd.and_then(|_| fkq_credd::detach::default_log_path())
+    });
+    if let Some(path) = &log_file {
+        if let Err(e) = fkq_credd::detach::log_to_file(path) {
+            eprintln!("fkq-credd: cannot log to {path:?}: {e}");
+        }
+    }
+    init_logging(args.verbose, log_file.is_some());
+    let options = fkq_credd::Options {
+        socket: args.socket,
+        config: args.config,
+        ready_fd: args.ready_fd,
+        autostart: args.autostart,
+    };
     match fkq_credd::run(options) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -51,7 +75,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_logging(verbose: bool) {
+fn init_logging(verbose: bool, to_file: bool) {
     let default = if verbose { "debug" } else { "info" };
     let mut filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new(default));
@@ -60,8 +84,10 @@ fn init_logging(verbose: bool) {
             filter = filter.add_directive(directive);
         }
     }
-    // Under systemd, journald stamps each line itself.
-    let under_journal = std::env::var_os("JOURNAL_STREAM").is_some();
+    // Under systemd, journald stamps each line itself; a log file needs
+    // the time even when the starter ran under systemd.
+    let under_journal =
+        !to_file && std::env::var_os("JOURNAL_STREAM").is_some();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

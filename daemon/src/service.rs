@@ -1,16 +1,19 @@
 //! The daemon's state above the sessions: the configuration, one session
 //! per profile, and the dispatch of requests to them.
 
+use std::any::Any;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use fkq_cred_proto::{ErrorKind, ProfileInfo, Request, Response, WireError};
 use tokio::sync::watch;
+use tokio::time::Instant;
 
 use crate::clock::Clock;
 use crate::config::{self, Config};
+use crate::origin::Origin;
 use crate::session::SessionHandle;
 
 /// Everything a connection needs to answer requests.
@@ -19,6 +22,14 @@ pub struct Service {
     state: RwLock<State>,
     clock: Arc<dyn Clock>,
     shutdown_tx: watch::Sender<bool>,
+    origin: Origin,
+    /// When the last request that counts as use arrived.
+    last_use: Mutex<Instant>,
+    /// The configured `idle_exit`, updated on reload.
+    idle_exit_tx: watch::Sender<Option<Duration>>,
+    /// Connections of clients waiting for this daemon to be gone; closed
+    /// when it is.
+    farewells: Mutex<Vec<Box<dyn Any + Send>>>,
 }
 
 struct State {
@@ -33,14 +44,59 @@ impl Service {
         config_path: Option<PathBuf>,
         clock: Arc<dyn Clock>,
     ) -> Arc<Self> {
+        Self::with_origin(config, config_path, clock, Origin::Manual)
+    }
+
+    /// Like [`Service::new`], for a daemon started by `origin`.
+    pub fn with_origin(
+        config: Config,
+        config_path: Option<PathBuf>,
+        clock: Arc<dyn Clock>,
+        origin: Origin,
+    ) -> Arc<Self> {
         let sessions = spawn_sessions(&config, &BTreeMap::new(), &clock);
         let (shutdown_tx, _) = watch::channel(false);
+        let (idle_exit_tx, _) = watch::channel(config.idle_exit);
         Arc::new(Self {
             config_path,
             state: RwLock::new(State { config: Arc::new(config), sessions }),
             clock,
             shutdown_tx,
+            origin,
+            last_use: Mutex::new(Instant::now()),
+            idle_exit_tx,
+            farewells: Mutex::new(Vec::new()),
         })
+    }
+
+    /// Who started this daemon.
+    pub fn origin(&self) -> Origin {
+        self.origin
+    }
+
+    /// The configured `idle_exit`, as a receiver that sees reloads.
+    pub fn idle_exit(&self) -> watch::Receiver<Option<Duration>> {
+        self.idle_exit_tx.subscribe()
+    }
+
+    /// How long since the last request that counts as use.
+    pub fn idle_for(&self) -> Duration {
+        self.last_use.lock().unwrap_or_else(|e| e.into_inner()).elapsed()
+    }
+
+    /// Keeps `connection` open until [`Service::release_farewells`]: its
+    /// client waits for the close to learn that this daemon is gone.
+    pub fn keep_until_exit(&self, connection: Box<dyn Any + Send>) {
+        self.farewells
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(connection);
+    }
+
+    /// Closes the connections kept by [`Service::keep_until_exit`]. Call it
+    /// once the socket is gone.
+    pub fn release_farewells(&self) {
+        self.farewells.lock().unwrap_or_else(|e| e.into_inner()).clear();
     }
 
     /// A receiver that turns true when a shutdown is requested.
@@ -55,6 +111,12 @@ impl Service {
 
     /// Answers one request.
     pub async fn handle(&self, request: Request) -> Response {
+        // Looking at the daemon is not using it: `daemon status` or a
+        // monitoring loop must not keep an idle daemon alive.
+        if !matches!(request, Request::Ping | Request::Status { .. }) {
+            *self.last_use.lock().unwrap_or_else(|e| e.into_inner()) =
+                Instant::now();
+        }
         let result = match request {
             Request::Ping => Ok(Response::Pong {
                 version: env!("CARGO_PKG_VERSION").into(),
@@ -181,18 +243,30 @@ impl Service {
         })?;
         let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
         state.sessions = spawn_sessions(&config, &state.sessions, &self.clock);
+        self.idle_exit_tx.send_replace(config.idle_exit);
         state.config = Arc::new(config);
         tracing::info!(
             profiles = state.sessions.len(),
             "configuration reloaded"
         );
+        #[cfg(unix)]
+        crate::systemd::notify_status(&format!(
+            "serving {} profiles (configuration reloaded)",
+            state.sessions.len()
+        ));
         Ok(())
     }
 
-    /// Forgets every token and remembered password, in every profile.
+    /// The number of configured profiles.
+    pub fn profile_count(&self) -> usize {
+        self.state.read().unwrap_or_else(|e| e.into_inner()).sessions.len()
+    }
+
+    /// Forgets every token and remembered password, in every profile. A
+    /// profile with a `password_command` logs in again on its next `get`.
     pub async fn forget_all(&self) {
         for session in self.sessions() {
-            let _ = session.logout().await;
+            let _ = session.forget().await;
         }
     }
 }

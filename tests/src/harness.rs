@@ -10,8 +10,8 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
 
 use crate::emulator::process::{emulator_binary, EmulatorProcess};
 
@@ -41,8 +41,16 @@ const SCRUBBED_ENV: &[&str] = &[
     "XDG_CACHE_HOME",
     "LISTEN_FDS",
     "LISTEN_PID",
+    "LISTEN_FDNAMES",
     "NOTIFY_SOCKET",
+    "JOURNAL_STREAM",
+    "FKQ_CRED_NO_AUTOSTART",
 ];
+
+/// Turns auto-start off for every command a sandbox runs, so no test
+/// leaves a detached daemon behind by accident; tests of auto-start use
+/// [`Sandbox::autostart_cli`], which allows it.
+const NO_AUTOSTART: (&str, &str) = ("FKQ_CRED_NO_AUTOSTART", "1");
 
 /// Finds a binary of this workspace next to the running test executable.
 pub fn binary(name: &str) -> PathBuf {
@@ -123,7 +131,13 @@ impl Sandbox {
 
     /// A command for binary `name` with the sandbox's environment.
     pub fn command(&self, name: &str) -> Command {
-        let mut command = Command::new(binary(name));
+        self.program(binary(name))
+    }
+
+    /// A command for any program (`sh`, `systemd-socket-activate`) with
+    /// the sandbox's environment.
+    pub fn program(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut command = Command::new(program);
         for var in SCRUBBED_ENV {
             command.env_remove(var);
         }
@@ -135,8 +149,30 @@ impl Sandbox {
             .env("XDG_STATE_HOME", p.join("state"))
             .env("TMPDIR", p.join("tmp"))
             .env("NO_COLOR", "1")
+            .env(NO_AUTOSTART.0, NO_AUTOSTART.1)
             .stdin(Stdio::null());
         command
+    }
+
+    /// A `fkq-cred` command that may auto-start the daemon.
+    pub fn autostart_command(&self) -> Command {
+        self.allow_autostart(self.command("fkq-cred"))
+    }
+
+    /// Lets `command` and its children auto-start the daemon.
+    pub fn allow_autostart(&self, mut command: Command) -> Command {
+        command.env_remove(NO_AUTOSTART.0);
+        command
+    }
+
+    /// Runs `fkq-cred ARGS`, allowed to auto-start the daemon.
+    pub fn autostart_cli(&self, args: &[&str]) -> Output {
+        self.autostart_command().args(args).output().expect("run fkq-cred")
+    }
+
+    /// The log file of daemons that `fkq-cred` starts.
+    pub fn daemon_log_file(&self) -> PathBuf {
+        self.path().join("state/fkq-cred/fkq-credd.log")
     }
 
     /// Runs `fkq-cred ARGS` with stdin closed and returns its output.
@@ -188,7 +224,7 @@ impl Sandbox {
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
         let mut child = command.spawn().expect("start fkq-credd");
-        let log = Arc::new(Mutex::new(String::new()));
+        let log = Arc::new((Mutex::new(String::new()), Condvar::new()));
         let (ready_tx, ready_rx) = mpsc::channel();
         let stderr = child.stderr.take().expect("stderr is piped");
         let kept = log.clone();
@@ -201,9 +237,11 @@ impl Sandbox {
                         let _ = tx.send(());
                     }
                 }
-                let mut log = kept.lock().unwrap_or_else(|e| e.into_inner());
+                let (text, grown) = &*kept;
+                let mut log = text.lock().unwrap_or_else(|e| e.into_inner());
                 log.push_str(&line);
                 log.push('\n');
+                grown.notify_all();
             }
         });
         let mut daemon = DaemonProcess { child, log };
@@ -248,13 +286,40 @@ impl Default for Sandbox {
 /// A running `fkq-credd`, killed on drop.
 pub struct DaemonProcess {
     child: Child,
-    log: Arc<Mutex<String>>,
+    log: Arc<(Mutex<String>, Condvar)>,
 }
 
 impl DaemonProcess {
     /// Everything the daemon has logged so far.
     pub fn log(&self) -> String {
-        self.log.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.log.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Waits until the log holds `text` at least `times` times, at most
+    /// `limit`; returns whether it does. The daemon's own log lines are
+    /// the handshake that an asynchronous action (a reload) is done.
+    pub fn wait_for_log(
+        &self,
+        text: &str,
+        times: usize,
+        limit: Duration,
+    ) -> bool {
+        let deadline = Instant::now() + limit;
+        let (log, grown) = &*self.log;
+        let mut log = log.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            if log.matches(text).count() >= times {
+                return true;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            log = grown
+                .wait_timeout(log, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
     }
 
     /// The daemon's pid.

@@ -6,6 +6,9 @@
 //!   over HTTPS on loopback, in-process or as the `formkiq-emulator` binary.
 //! - [`harness`] gives each end-to-end test its own XDG directories,
 //!   socket, daemon and emulator.
+//! - [`daemons`] watches and cleans up the daemons `fkq-cred` auto-starts.
 
+#[cfg(target_os = "linux")]
+pub mod daemons;
 pub mod emulator;
 pub mod harness;
