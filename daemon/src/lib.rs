@@ -220,7 +220,7 @@ fn run_with(
         if origin.is_on_demand() {
             tokio::spawn(idle::watch(service.clone()));
         }
-        tokio::spawn(report_stopping(service.clone()));
+        let stopping = tokio::spawn(report_stopping(service.clone()));
         tracing::info!(
             socket = %path.display(),
             pid = std::process::id(),
@@ -235,6 +235,9 @@ fn run_with(
             path.display()
         ));
         server::serve(listener, service.clone()).await;
+        // Serving ends only after a shutdown request, so this is quick; it
+        // keeps the runtime from dropping the report unsent.
+        let _ = stopping.await;
         // The socket is gone: clients waiting to start a successor may.
         service.release_farewells();
         tracing::info!("stopped");
