@@ -3,14 +3,14 @@
 //!
 //! Nothing here runs when a daemon answers: [`crate::conn`] calls in only
 //! after a connect failed with "not there" (no socket, or a socket nobody
-//! listens on). Then, in order:
-//! 1. `FKQ_CRED_NO_AUTOSTART=1` stops here with the usual message.
-//! 2. If a systemd user unit for fkq-cred is installed and the socket is in
+//! listens on), and only when [`allowed_by_env`] (no
+//! `FKQ_CRED_NO_AUTOSTART=1`). Then, in order:
+//! 1. If a systemd user unit for fkq-cred is installed and the socket is in
 //!    the runtime directory it serves, systemd is in charge: the message
 //!    gives the `systemctl --user start` command and nothing is started.
-//! 3. The start lock is taken, and the socket tried again: another command
+//! 2. The start lock is taken, and the socket tried again: another command
 //!    may have started the daemon while this one waited.
-//! 4. `fkq-credd` (beside this binary, else on PATH) is started in a new
+//! 3. `fkq-credd` (beside this binary, else on PATH) is started in a new
 //!    session, its working directory `/`, its stdio on `/dev/null` and no
 //!    other descriptor of ours but one end of a socket pair, on which it
 //!    reports readiness once it listens (or why it cannot start). It logs

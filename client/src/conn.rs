@@ -86,6 +86,9 @@ enum Greeting {
     Matched,
     /// The daemon agreed to stop and is gone now.
     Stopped(u16),
+    /// The connection closed before a greeting: a daemon that stopped
+    /// listening (an idle exit, a SIGTERM) while this one was queued.
+    Closed(io::Error),
 }
 
 impl Connection {
@@ -128,10 +131,13 @@ impl Connection {
         match self.exchange(request)? {
             Some(response) => Ok(response),
             None => {
-                // The old daemon never read the request: asking the new one
-                // is safe for every request, a login included.
+                // The old daemon never read the request (it stopped for
+                // this release, or before greeting): asking the new one is
+                // safe for every request, a login included.
                 self.replace()?;
-                self.exchange(request)?.ok_or_else(|| self.replace_loop())
+                // After one replacement `exchange` reports any other
+                // version as an error; `None` cannot come twice.
+                self.exchange(request)?.ok_or_else(|| self.replace_loop(0))
             }
         }
     }
@@ -161,6 +167,13 @@ impl Connection {
                 Greeting::Stopped(version) => {
                     return self.after_stop(request, version)
                 }
+                // Nothing was read: start a daemon, as if none were there.
+                Greeting::Closed(_)
+                    if self.start == Start::Auto && !self.replaced =>
+                {
+                    return Ok(None)
+                }
+                Greeting::Closed(e) => return Err(self.broken(&e)),
             }
         }
         written.map_err(|e| self.broken(&e))?;
@@ -220,13 +233,15 @@ impl Connection {
         Ok(())
     }
 
-    fn replace_loop(&self) -> CliError {
+    /// The daemon this client started in place of an old one speaks
+    /// another version too: the `fkq-credd` it found is of another release.
+    fn replace_loop(&self, version: u16) -> CliError {
         CliError::new(
             exit::VERSION_MISMATCH,
             format!(
-                "the fkq-credd started for {:?} speaks another protocol \
-                 version than this fkq-cred; install both from the same \
-                 release",
+                "the fkq-credd started for {:?} speaks protocol version \
+                 {version}, this fkq-cred speaks {PROTOCOL_VERSION}; install \
+                 both from the same release",
                 self.path()
             ),
         )
@@ -234,7 +249,19 @@ impl Connection {
 
     fn read_hello(&mut self) -> Result<Greeting, CliError> {
         let mut hello = [0u8; HELLO_LEN];
-        self.stream.read_exact(&mut hello).map_err(|e| self.broken(&e))?;
+        if let Err(e) = self.stream.read_exact(&mut hello) {
+            let closed = matches!(
+                e.kind(),
+                io::ErrorKind::UnexpectedEof
+                    | io::ErrorKind::ConnectionReset
+                    | io::ErrorKind::BrokenPipe
+            );
+            return if closed {
+                Ok(Greeting::Closed(e))
+            } else {
+                Err(self.broken(&e))
+            };
+        }
         let version = match handshake::decode_hello(&hello) {
             Hello::Version(v) if v == PROTOCOL_VERSION => {
                 return Ok(Greeting::Matched)
@@ -254,6 +281,9 @@ impl Connection {
         if flags & daemon_flags::STOPPING != 0 {
             self.wait_until_gone()?;
             return Ok(Greeting::Stopped(version));
+        }
+        if self.replaced {
+            return Err(self.replace_loop(version));
         }
         Err(mismatch(self.path(), version, flags))
     }

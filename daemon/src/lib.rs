@@ -41,10 +41,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use fkq_cred_proto::{exit, location};
+use interprocess::local_socket::traits::tokio::Listener as _;
 use thiserror::Error;
 
 use crate::detach::Readiness;
 use crate::origin::Origin;
+#[cfg(unix)]
+use crate::systemd::Activation;
 
 /// What the daemon was started with.
 #[derive(Debug, Clone, Default)]
@@ -126,9 +129,6 @@ pub fn run(options: Options) -> Result<(), DaemonError> {
     result
 }
 
-#[cfg(unix)]
-use systemd::Activation;
-
 /// What systemd handed over, on platforms without it.
 #[cfg(not(unix))]
 struct Activation {
@@ -182,8 +182,9 @@ fn run_with(
         .thread_name("fkq-credd")
         .build()
         .map_err(DaemonError::Start)?;
+    let activation_had_socket = activation.listener.is_some();
     runtime.block_on(async {
-        let (listener, path) = match activation.listener {
+        let (mut listener, path) = match activation.listener {
             #[cfg(unix)]
             Some(socket) => {
                 let path = socket.path.clone().unwrap_or_default();
@@ -234,7 +235,15 @@ fn run_with(
             service.profile_count(),
             path.display()
         ));
-        server::serve(listener, service.clone()).await;
+        // A socket of our own is removed by us, at the right moment; one
+        // systemd passed stays systemd's.
+        let unlink = if activation_had_socket {
+            None
+        } else {
+            listener.do_not_reclaim_name_on_drop();
+            Some(path.as_path())
+        };
+        server::serve_at(listener, service.clone(), unlink).await;
         // Serving ends only after a shutdown request, so this is quick; it
         // keeps the runtime from dropping the report unsent.
         let _ = stopping.await;

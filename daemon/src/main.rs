@@ -98,3 +98,18 @@ fn init_logging(verbose: bool, to_file: bool) {
         builder.with_ansi(false).init();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use fkq_cred_proto::startup::{AUTOSTART_ARG, READY_FD_ARG};
+
+    use super::*;
+
+    #[test]
+    fn the_arguments_a_client_passes_are_the_ones_parsed() {
+        let args = ["fkq-credd", READY_FD_ARG, "7", AUTOSTART_ARG];
+        let args = Args::try_parse_from(args).unwrap();
+        assert_eq!(args.ready_fd, Some(7));
+        assert!(args.autostart);
+    }
+}

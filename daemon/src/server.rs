@@ -150,6 +150,20 @@ fn clear_stale(_path: &Path) -> Result<(), BindError> {
 /// Accepts connections until shutdown is requested, then waits up to
 /// [`SHUTDOWN_GRACE`] for the connections in flight.
 pub async fn serve(listener: Listener, service: Arc<Service>) {
+    serve_at(listener, service, None).await;
+}
+
+/// [`serve`] for a listener bound at `unlink`, whose name this daemon
+/// removes itself at shutdown, *before* it stops listening (bind it with
+/// name reclamation off). Removing it after, as dropping a reclaiming
+/// listener does, leaves a moment in which a client finds a refusing
+/// socket, starts a successor that binds anew, and then loses that
+/// successor's socket to the late removal.
+pub async fn serve_at(
+    listener: Listener,
+    service: Arc<Service>,
+    unlink: Option<&Path>,
+) {
     let mut shutdown = service.shutdown_signal();
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     loop {
@@ -181,6 +195,11 @@ pub async fn serve(listener: Listener, service: Arc<Service>) {
             }
             drop(permit);
         });
+    }
+    if let Some(path) = unlink {
+        if let Err(e) = std::fs::remove_file(path) {
+            tracing::warn!(path = %path.display(), error = %e, "cannot remove the socket");
+        }
     }
     drop(listener);
     let all =

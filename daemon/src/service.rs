@@ -4,6 +4,7 @@
 use std::any::Any;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -23,8 +24,12 @@ pub struct Service {
     clock: Arc<dyn Clock>,
     shutdown_tx: watch::Sender<bool>,
     origin: Origin,
-    /// When the last request that counts as use arrived.
-    last_use: Mutex<Instant>,
+    /// When the service started; `last_use_ms` counts from here.
+    started: Instant,
+    /// When the last request that counts as use arrived, in milliseconds
+    /// since `started`: an atomic, so that a burst of `get`s shares no
+    /// lock for it.
+    last_use_ms: AtomicU64,
     /// The configured `idle_exit`, updated on reload.
     idle_exit_tx: watch::Sender<Option<Duration>>,
     /// Connections of clients waiting for this daemon to be gone; closed
@@ -63,7 +68,8 @@ impl Service {
             clock,
             shutdown_tx,
             origin,
-            last_use: Mutex::new(Instant::now()),
+            started: Instant::now(),
+            last_use_ms: AtomicU64::new(0),
             idle_exit_tx,
             farewells: Mutex::new(Vec::new()),
         })
@@ -81,7 +87,14 @@ impl Service {
 
     /// How long since the last request that counts as use.
     pub fn idle_for(&self) -> Duration {
-        self.last_use.lock().unwrap_or_else(|e| e.into_inner()).elapsed()
+        let last = self.last_use_ms.load(Ordering::Relaxed);
+        self.started.elapsed().saturating_sub(Duration::from_millis(last))
+    }
+
+    fn note_use(&self) {
+        let now = u64::try_from(self.started.elapsed().as_millis())
+            .unwrap_or(u64::MAX);
+        self.last_use_ms.fetch_max(now, Ordering::Relaxed);
     }
 
     /// Keeps `connection` open until [`Service::release_farewells`]: its
@@ -114,8 +127,7 @@ impl Service {
         // Looking at the daemon is not using it: `daemon status` or a
         // monitoring loop must not keep an idle daemon alive.
         if !matches!(request, Request::Ping | Request::Status { .. }) {
-            *self.last_use.lock().unwrap_or_else(|e| e.into_inner()) =
-                Instant::now();
+            self.note_use();
         }
         let result = match request {
             Request::Ping => Ok(Response::Pong {

@@ -270,3 +270,29 @@ fn idle_exit_stops_an_auto_started_daemon_though_status_is_asked() {
     let log = std::fs::read_to_string(sandbox.daemon_log_file()).unwrap();
     assert!(log.contains("idle_exit"), "{log}");
 }
+
+#[test]
+fn a_get_queued_at_a_daemon_that_stops_starts_a_fresh_one() {
+    use std::os::unix::fs::DirBuilderExt;
+    let sandbox = Sandbox::new();
+    let _reaper = Reaper::new(&sandbox);
+    let emulator = sandbox.start_emulator(&[]);
+    configure(&sandbox, &emulator, "");
+    // A daemon at the moment of its idle exit: the connection was queued,
+    // then its socket goes and the connection closes unanswered.
+    let socket = sandbox.socket();
+    let dir = socket.parent().unwrap();
+    std::fs::DirBuilder::new().mode(0o700).create(dir).unwrap();
+    let listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+    let dying = std::thread::spawn(move || {
+        let (conn, _) = listener.accept().unwrap();
+        std::fs::remove_file(&socket).unwrap();
+        drop(listener);
+        drop(conn);
+    });
+
+    let out = sandbox.autostart_cli(&["get"]);
+    dying.join().unwrap();
+    assert!(out.status.success(), "{}: {}", code(&out), stderr(&out));
+    assert_eq!(sites_status(&emulator, stdout(&out).trim_end()), 200);
+}
