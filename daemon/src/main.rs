@@ -1,6 +1,7 @@
 //! `fkq-credd`: the daemon binary. Parses arguments, sets up logging, and
 //! hands over to [`fkq_credd::run`].
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -55,7 +56,10 @@ fn main() -> ExitCode {
     });
     if let Some(path) = &log_file {
         if let Err(e) = fkq_credd::detach::log_to_file(path) {
-            eprintln!("fkq-credd: cannot log to {path:?}: {e}");
+            let _ = writeln!(
+                std::io::stderr(),
+                "fkq-credd: cannot log to {path:?}: {e}"
+            );
         }
     }
     init_logging(args.verbose, log_file.is_some());
@@ -69,7 +73,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e}");
-            eprintln!("fkq-credd: {e}");
+            let _ = writeln!(std::io::stderr(), "fkq-credd: {e}");
             ExitCode::from(e.exit_code())
         }
     }
@@ -88,8 +92,13 @@ fn init_logging(verbose: bool, to_file: bool) {
     // the time even when the starter ran under systemd.
     let under_journal =
         !to_file && std::env::var_os("JOURNAL_STREAM").is_some();
+    // A log line that cannot be written (stderr on a closed pipe, or the
+    // terminal that started the daemon hung up) is dropped: tracing's
+    // fallback would report it with eprintln!, which panics there and would
+    // kill the task that logged, such as the one acting on signals.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .log_internal_errors(false)
         .with_writer(std::io::stderr)
         .with_target(false);
     if under_journal {

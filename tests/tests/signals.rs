@@ -153,3 +153,48 @@ fn sigusr1_forgets_tokens_and_passwords_and_only_a_command_logs_in_again() {
     assert!(stderr(&out).contains("fkq-cred login"), "{}", stderr(&out));
     assert_eq!(emulator.counters().unwrap().login, 3, "the password is gone");
 }
+
+#[test]
+fn a_daemon_whose_terminal_is_gone_keeps_serving_and_obeys_sigterm() {
+    use std::io::{BufRead, BufReader};
+    let sandbox = Sandbox::new();
+    let mut child = sandbox
+        .command("fkq-credd")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start fkq-credd");
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let ready = lines.next().expect("a first line").unwrap();
+    assert!(ready.contains(" ready "), "{ready}");
+    // What a closed terminal leaves: every later log line fails to write.
+    drop(lines);
+
+    // Each of these logs a line that cannot be written.
+    child_signal(&child, libc::SIGHUP);
+    child_signal(&child, libc::SIGUSR1);
+    let out = sandbox.cli(&["profiles"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    child_signal(&child, libc::SIGTERM);
+    let pid = libc::pid_t::try_from(child.id()).unwrap();
+    let (done_tx, done_rx) = mpsc::channel();
+    let waiter = std::thread::spawn(move || {
+        let status = child.wait();
+        let _ = done_tx.send(());
+        status
+    });
+    if done_rx.recv_timeout(DEADLINE).is_err() {
+        // SAFETY: our child, not yet reaped (the waiter still waits).
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+        panic!("the daemon ignored SIGTERM once its stderr was gone");
+    }
+    let status = waiter.join().unwrap().unwrap();
+    assert_eq!(status.code(), Some(0));
+}
+
+fn child_signal(child: &std::process::Child, signal: i32) {
+    let pid = libc::pid_t::try_from(child.id()).unwrap();
+    // SAFETY: kill with the pid of our own child and a valid signal.
+    assert_eq!(unsafe { libc::kill(pid, signal) }, 0);
+}

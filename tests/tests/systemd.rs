@@ -6,7 +6,7 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::fs::DirBuilderExt;
 use std::os::unix::net::{UnixDatagram, UnixStream};
-use std::process::Stdio;
+use std::process::{Child, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -16,6 +16,16 @@ use fkq_cred_tests::emulator::DEFAULT_PASSWORD;
 use fkq_cred_tests::harness::{binary, code, stderr, stdout, Sandbox, PROFILE};
 
 const DEADLINE: Duration = Duration::from_secs(30);
+
+/// A child killed when the test ends, passing or failing.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
 
 /// The flags of the greeting the daemon at `sandbox`'s socket sends.
 fn daemon_greeting_flags(sandbox: &Sandbox) -> u8 {
@@ -51,11 +61,12 @@ fn systemd_socket_activate_serves_get_through_the_passed_socket() {
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
+        .map(KillOnDrop)
         .expect("systemd-socket-activate (package systemd) is installed");
     // It execs the daemon in place on the first connection: same pid.
-    let daemon = Watched::attach(activator.id()).unwrap();
+    let daemon = Watched::attach(activator.0.id()).unwrap();
     let (lines_tx, lines_rx) = mpsc::channel();
-    let stream = activator.stderr.take().unwrap();
+    let stream = activator.0.stderr.take().unwrap();
     std::thread::spawn(move || {
         for line in BufReader::new(stream).lines().map_while(Result::ok) {
             let _ = lines_tx.send(line);
@@ -76,7 +87,7 @@ fn systemd_socket_activate_serves_get_through_the_passed_socket() {
     assert_eq!(flags, daemon_flags::UNDER_SYSTEMD);
 
     daemon.signal(libc::SIGTERM).unwrap();
-    let status = activator.wait().unwrap();
+    let status = activator.0.wait().unwrap();
     assert_eq!(status.code(), Some(0));
     assert!(socket.exists(), "the socket is systemd's; the daemon keeps it");
 }
