@@ -56,7 +56,8 @@ const SERVICE_MANAGER_ENV: &[&str] =
 pub enum Reason {
     /// A command needed it: `autostart = false` forbids the start.
     Needed,
-    /// `fkq-cred daemon start`: the user asked.
+    /// `fkq-cred daemon start`, or the upgrade of a daemon that ran
+    /// already: the user asked, once.
     Asked,
 }
 

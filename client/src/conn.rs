@@ -80,6 +80,18 @@ pub fn is_absent(error: &io::Error) -> bool {
     )
 }
 
+/// What came of one request.
+enum Outcome {
+    /// The daemon answered.
+    Reply(Response),
+    /// The daemon stopped for this newer release; its successor is started
+    /// even under `autostart = false`, since a daemon ran already.
+    Upgraded,
+    /// The daemon stopped listening before it greeted (an idle exit, a
+    /// SIGTERM); one is started as if none had been there.
+    Vanished,
+}
+
 /// How a greeting went.
 enum Greeting {
     /// Same version: go on.
@@ -101,7 +113,7 @@ impl Connection {
         let stream = match connect(&location.path) {
             Ok(stream) => stream,
             Err(e) if is_absent(&e) && start == Start::Auto => {
-                start_daemon(location)?
+                start_daemon(location, false)?
             }
             Err(e) => return Err(unreachable(&location.path, &e, start)),
         };
@@ -128,26 +140,24 @@ impl Connection {
 
     /// Sends a request and reads its response.
     pub fn request(&mut self, request: &Request) -> Result<Response, CliError> {
+        let upgrade = match self.exchange(request)? {
+            Outcome::Reply(response) => return Ok(response),
+            Outcome::Upgraded => true,
+            Outcome::Vanished => false,
+        };
+        // The old daemon never read the request: asking the new one is
+        // safe for every request, a login included.
+        self.replace(upgrade)?;
         match self.exchange(request)? {
-            Some(response) => Ok(response),
-            None => {
-                // The old daemon never read the request (it stopped for
-                // this release, or before greeting): asking the new one is
-                // safe for every request, a login included.
-                self.replace()?;
-                // After one replacement `exchange` reports any other
-                // version as an error; `None` cannot come twice.
-                self.exchange(request)?.ok_or_else(|| self.replace_loop(0))
-            }
+            Outcome::Reply(response) => Ok(response),
+            // After one replacement `exchange` reports a stopped or closing
+            // daemon as an error, so this cannot happen.
+            _ => Err(self.broken(&io::ErrorKind::UnexpectedEof.into())),
         }
     }
 
-    /// One request and its reply; `None` when the daemon turned out to be
-    /// another version and is gone.
-    fn exchange(
-        &mut self,
-        request: &Request,
-    ) -> Result<Option<Response>, CliError> {
+    /// One request and what came of it.
+    fn exchange(&mut self, request: &Request) -> Result<Outcome, CliError> {
         let body = codec::encode(request)
             .map_err(|e| CliError::failure(e.to_string()))?;
         let mut out =
@@ -167,11 +177,10 @@ impl Connection {
                 Greeting::Stopped(version) => {
                     return self.after_stop(request, version)
                 }
-                // Nothing was read: start a daemon, as if none were there.
                 Greeting::Closed(_)
                     if self.start == Start::Auto && !self.replaced =>
                 {
-                    return Ok(None)
+                    return Ok(Outcome::Vanished)
                 }
                 Greeting::Closed(e) => return Err(self.broken(&e)),
             }
@@ -182,15 +191,17 @@ impl Connection {
                 frame::FrameError::Io(io) => self.broken(&io),
                 other => self.broken(&io::Error::other(other.to_string())),
             })?;
-        codec::decode(&reply, MAX_RESPONSE_LEN).map(Some).map_err(|e| {
-            CliError::new(
-                exit::VERSION_MISMATCH,
-                format!(
-                    "cannot read the reply of fkq-credd at {:?}: {e}",
-                    self.path()
-                ),
-            )
-        })
+        codec::decode(&reply, MAX_RESPONSE_LEN).map(Outcome::Reply).map_err(
+            |e| {
+                CliError::new(
+                    exit::VERSION_MISMATCH,
+                    format!(
+                        "cannot read the reply of fkq-credd at {:?}: {e}",
+                        self.path()
+                    ),
+                )
+            },
+        )
     }
 
     fn greeting_flags(&self) -> u8 {
@@ -206,13 +217,13 @@ impl Connection {
         &self,
         request: &Request,
         version: u16,
-    ) -> Result<Option<Response>, CliError> {
+    ) -> Result<Outcome, CliError> {
         if matches!(request, Request::Shutdown) {
             // `daemon stop` got what it asked for.
-            return Ok(Some(Response::Done));
+            return Ok(Outcome::Reply(Response::Done));
         }
         if self.start == Start::Auto && !self.replaced {
-            return Ok(None);
+            return Ok(Outcome::Upgraded);
         }
         Err(CliError::new(
             exit::DAEMON_UNREACHABLE,
@@ -226,8 +237,8 @@ impl Connection {
     }
 
     /// Starts a daemon of this version in place of the one that stopped.
-    fn replace(&mut self) -> Result<(), CliError> {
-        self.stream = start_daemon(&self.location)?;
+    fn replace(&mut self, upgrade: bool) -> Result<(), CliError> {
+        self.stream = start_daemon(&self.location, upgrade)?;
         self.greeted = false;
         self.replaced = true;
         Ok(())
@@ -340,15 +351,24 @@ fn connect(path: &Path) -> io::Result<Stream> {
     Ok(stream)
 }
 
+/// Starts a daemon because a command needs one, or, with `upgrade`, in
+/// place of an older one a client had started.
 #[cfg(unix)]
-fn start_daemon(location: &SocketLocation) -> Result<Stream, CliError> {
-    autostart::start(location, Reason::Needed, || connect(&location.path))
+fn start_daemon(
+    location: &SocketLocation,
+    upgrade: bool,
+) -> Result<Stream, CliError> {
+    let reason = if upgrade { Reason::Asked } else { Reason::Needed };
+    autostart::start(location, reason, || connect(&location.path))
 }
 
 /// Auto-start needs Unix process control; elsewhere the daemon is started
 /// by hand.
 #[cfg(not(unix))]
-fn start_daemon(location: &SocketLocation) -> Result<Stream, CliError> {
+fn start_daemon(
+    location: &SocketLocation,
+    _upgrade: bool,
+) -> Result<Stream, CliError> {
     let absent = io::Error::from(io::ErrorKind::NotFound);
     Err(unreachable(&location.path, &absent, Start::Never))
 }
