@@ -147,10 +147,35 @@ fn swapped_urls_are_refused_and_the_file_is_left_alone() {
         "{err}"
     );
     assert_eq!(
+        emulator.counters().unwrap().login,
+        0,
+        "the real auth server saw no login"
+    );
+
+    // The auth URL twice: the API check catches it.
+    let out = sandbox.cli(&[
+        "--profile",
+        "twice",
+        "configure",
+        "--auth-url",
+        emulator.auth_url(),
+        "--api-url",
+        emulator.auth_url(),
+        "--ca-file",
+        &ca,
+    ]);
+    assert_eq!(code(&out), i32::from(exit::BAD_SERVER_REPLY));
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!("{}sites", emulator.auth_url()))
+            && err.contains("HttpApiUrl"),
+        "{err}"
+    );
+
+    assert_eq!(
         std::fs::read_to_string(sandbox.config_file()).unwrap(),
         original
     );
-    assert_eq!(emulator.counters().unwrap().login, 0, "no password was sent");
 }
 
 #[test]
