@@ -35,7 +35,7 @@ impl ConfigFile {
                 )))
             }
         };
-        let doc = text.parse::<DocumentMut>().map_err(|e| {
+        let mut file = Self::parse(&text).map_err(|e| {
             CliError::new(
                 fkq_cred_proto::exit::CONFIG,
                 format!(
@@ -44,7 +44,13 @@ impl ConfigFile {
                 ),
             )
         })?;
-        Ok(Self { path: path.to_path_buf(), doc })
+        file.path = path.to_path_buf();
+        Ok(file)
+    }
+
+    /// Parses the text of a config file, not tied to a path yet.
+    pub fn parse(text: &str) -> Result<Self, toml_edit::TomlError> {
+        Ok(Self { path: PathBuf::new(), doc: text.parse()? })
     }
 
     /// `default_profile`, if set.

@@ -97,6 +97,7 @@ pub fn run(ctx: &Context, args: ConfigureArgs) -> Result<(), CliError> {
         verify(ctx, &answers, ca_file.clone())?;
     }
 
+    let before = file.profile_names();
     apply(
         &mut file,
         &name,
@@ -104,15 +105,38 @@ pub fn run(ctx: &Context, args: ConfigureArgs) -> Result<(), CliError> {
         args.ca_file.as_ref().and(ca_file.as_deref()),
         &stack,
     )?;
-    let names = file.profile_names();
-    if args.default || (file.default_profile().is_none() && names.len() == 1) {
-        file.set_default_profile(&name);
+    if let Some(default) = new_default(&file, &before, &name, args.default) {
+        file.set_default_profile(&default);
+        ctx.detail(&format!("default_profile = {default:?}"));
     }
     file.save()?;
     note(ctx.quiet, &format!("Saved profile {name} in {}", path.display()));
     reload(ctx)?;
     note(ctx.quiet, &format!("Next: fkq-cred login --profile {name}"));
     Ok(())
+}
+
+/// The `default_profile` to write, if it must change: `name` with
+/// `--default` or when it is the only profile; and when a second profile
+/// joins a file whose single profile was the default only by being alone,
+/// that one, so that commands without `--profile` keep using it.
+fn new_default(
+    file: &ConfigFile,
+    before: &[String],
+    name: &str,
+    make_default: bool,
+) -> Option<String> {
+    if make_default {
+        return Some(name.to_owned());
+    }
+    if file.default_profile().is_some() {
+        return None;
+    }
+    match before {
+        [] => Some(name.to_owned()),
+        [only] if only != name => Some(only.clone()),
+        _ => None,
+    }
 }
 
 fn read_stack_outputs(source: &Path) -> Result<StackValues, CliError> {
@@ -452,6 +476,23 @@ mod tests {
             &Answers::default(),
         );
         assert_eq!(got.unwrap_err().code, exit::USAGE);
+    }
+
+    #[test]
+    fn a_second_profile_keeps_the_first_as_the_default() {
+        let file = |text: &str| ConfigFile::parse(text).unwrap();
+        let one = file("[profiles.a]\nauth_url = \"https://a/\"\n");
+        let before = vec!["a".to_owned()];
+        assert_eq!(
+            new_default(&one, &before, "b", false).as_deref(),
+            Some("a")
+        );
+        assert_eq!(new_default(&one, &before, "b", true).as_deref(), Some("b"));
+        assert_eq!(new_default(&one, &before, "a", false), None);
+        let empty = file("");
+        assert_eq!(new_default(&empty, &[], "b", false).as_deref(), Some("b"));
+        let chosen = file("default_profile = \"a\"\n");
+        assert_eq!(new_default(&chosen, &before, "b", false), None);
     }
 
     #[test]
