@@ -6,6 +6,8 @@
 //!   over HTTPS on loopback, in-process or as the `formkiq-emulator` binary.
 //! - [`harness`] gives each end-to-end test its own XDG directories,
 //!   socket, daemon and emulator.
+//! - [`pty`] runs a child on a pseudo-terminal, for prompts and colour.
 
 pub mod emulator;
 pub mod harness;
+pub mod pty;
