@@ -596,13 +596,13 @@ impl Actor {
     fn status(&self) -> ProfileStatus {
         let tokens = self.shared.get();
         let now = self.now();
+        // A retry in flight does not hide that renewals are failing.
         let state = match (self.op.as_ref().map(|op| op.kind), &tokens) {
-            (Some(OpKind::UserLogin | OpKind::AutoLogin), _) => {
-                ProfileState::LoggingIn
-            }
-            (Some(OpKind::Refresh), Some(_)) => ProfileState::Refreshing,
+            (Some(OpKind::UserLogin), _) => ProfileState::LoggingIn,
             _ if self.login_required.is_some() => ProfileState::LoginRequired,
             _ if self.failing.is_some() => ProfileState::Failing,
+            (Some(OpKind::AutoLogin), _) => ProfileState::LoggingIn,
+            (Some(OpKind::Refresh), Some(_)) => ProfileState::Refreshing,
             (_, Some(t)) if t.is_unexpired(now) => ProfileState::Active,
             _ => ProfileState::LoggedOut,
         };
