@@ -189,7 +189,7 @@ async fn outage_while_valid(fault: Fault) {
     let status = f.session.status().await.unwrap();
     assert_eq!(status.state, ProfileState::Failing, "{fault:?}");
     assert!(status.failing_since.is_some() && status.next_retry.is_some());
-    assert!(status.last_error.is_some_and(|e| !e.is_empty()));
+    assert!(status.last_error.as_ref().is_some_and(|e| !e.is_empty()));
     // Every attempt failed, but for one that may still be stalling.
     let failed = u64::from(attempts);
     assert!((failed - 1..=failed).contains(&status.failures), "{status:?}");
