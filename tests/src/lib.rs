@@ -6,6 +6,8 @@
 //!   over HTTPS on loopback, in-process or as the `formkiq-emulator` binary.
 //! - [`harness`] gives each end-to-end test its own XDG directories,
 //!   socket, daemon and emulator.
+//! - [`shifted`] runs a daemon whose wall clock a test can move.
 
 pub mod emulator;
 pub mod harness;
+pub mod shifted;
