@@ -80,6 +80,20 @@ fn outage_while_valid(fault: serde_json::Value) {
 
     let report = status(&sandbox);
     assert_eq!(report["state"], "failing", "{report}");
+    for key in [
+        "state",
+        "expires_at",
+        "refresh_at",
+        "last_refresh",
+        "logins",
+        "refreshes",
+        "failures",
+        "last_error",
+        "next_retry",
+        "failing_since",
+    ] {
+        assert!(report.get(key).is_some(), "no {key:?} in {report}");
+    }
     for key in ["failing_since", "next_retry", "last_error"] {
         assert!(!report[key].is_null(), "{key} missing: {report}");
     }
@@ -112,6 +126,14 @@ fn dropped_connections_while_the_token_is_valid_keep_every_get_working() {
 #[test]
 fn thirty_second_stalls_while_the_token_is_valid_keep_every_get_working() {
     outage_while_valid(json!({"endpoint": "refresh", "delay_ms": STALL_MS}));
+}
+
+#[test]
+fn malformed_refresh_replies_while_the_token_is_valid_keep_every_get_working() {
+    let body = "<html><body>502 Bad Gateway</body></html>";
+    outage_while_valid(
+        json!({"endpoint": "refresh", "status": 200, "body": body}),
+    );
 }
 
 #[test]
