@@ -315,6 +315,12 @@ fn status_text(s: &ProfileStatus) -> String {
     if let Some(error) = &s.last_error {
         text.push_str(&format!("last error:   {error}\n"));
     }
+    if s.failing_since.is_some() {
+        text.push_str(&format!(
+            "failing:      since {}\n",
+            time(s.failing_since)
+        ));
+    }
     if s.next_retry.is_some() {
         text.push_str(&format!("next retry:   {}\n", time(s.next_retry)));
     }

@@ -13,13 +13,15 @@
 pub mod probe;
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime};
+use std::sync::Arc;
+use std::time::Duration;
 
 use fkq_cred_proto::{ErrorKind, Secret, Site, WireError};
 use reqwest::{StatusCode, Url};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+use crate::clock::{Clock, SystemClock};
 use crate::config::Profile;
 use crate::tokens::{identity_of, AuthResult, Identity, TokenSet};
 
@@ -274,6 +276,7 @@ pub struct AuthClient {
     api_url: Url,
     timeout: Duration,
     default_lifetime: Duration,
+    clock: Arc<dyn Clock>,
 }
 
 #[derive(Serialize)]
@@ -361,7 +364,15 @@ impl AuthClient {
             api_url: profile.api_url.clone(),
             timeout: profile.timeout,
             default_lifetime: profile.default_lifetime,
+            clock: Arc::new(SystemClock),
         })
+    }
+
+    /// Dates replies with `clock` instead of the system clock, so a token's
+    /// expiry and the session's idea of "now" come from the same clock.
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// `POST {auth}/login`.
@@ -374,7 +385,7 @@ impl AuthClient {
         let body = LoginBody { username, password: password.expose() };
         let (status, bytes) =
             self.send(self.http.post(url.clone()).json(&body), &url).await?;
-        let received_at = SystemTime::now();
+        let received_at = self.clock.now();
         match status.as_u16() {
             200..=299 => {}
             400 | 401 => return Err(AuthError::Rejected { url }),
@@ -412,7 +423,7 @@ impl AuthClient {
         let body = RefreshBody { refresh_token: previous.refresh.expose() };
         let (status, bytes) =
             self.send(self.http.post(url.clone()).json(&body), &url).await?;
-        let received_at = SystemTime::now();
+        let received_at = self.clock.now();
         match status.as_u16() {
             200..=299 => {}
             400 | 401 => return Err(AuthError::RefreshRejected { url }),

@@ -398,6 +398,26 @@ mod tests {
     }
 
     #[test]
+    fn password_sources_parse_and_an_empty_command_is_refused() {
+        let base =
+            "[profiles.p]\nauth_url = \"https://a\"\napi_url = \"https://b\"\n";
+        let config = parse(&format!(
+            "{base}password_command = [\"pass\", \"show\", \"fkq\"]\nremember_password = true\n"
+        ))
+        .unwrap();
+        let p = &config.profiles["p"];
+        assert_eq!(
+            p.password_command.as_deref(),
+            Some(&["pass".to_string(), "show".into(), "fkq".into()][..])
+        );
+        assert!(p.remember_password && p.has_password_source());
+        let err = parse(&format!("{base}password_command = []\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("password_command must name a program"), "{err}");
+    }
+
+    #[test]
     fn plain_http_is_refused_unless_loopback() {
         let text = |auth: &str| {
             format!("[profiles.p]\nauth_url = \"{auth}\"\napi_url = \"https://api.example.com\"\n")

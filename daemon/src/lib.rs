@@ -9,6 +9,7 @@
 //! - [`schedule`]: when to refresh and how long to back off.
 //! - [`session`]: the handle callers use for one profile; [`actor`] is the
 //!   task behind it that owns the tokens.
+//! - [`backend`]: what a session needs from the auth server, as a trait.
 //! - [`password`]: running `password_command`.
 //! - [`service`]: all sessions, and request dispatch.
 //! - [`server`]: the socket, peer checks and framing.
@@ -16,6 +17,7 @@
 
 pub mod actor;
 pub mod auth;
+pub mod backend;
 pub mod clock;
 pub mod config;
 pub mod harden;
@@ -25,12 +27,12 @@ pub mod server;
 pub mod service;
 pub mod session;
 pub mod signals;
+#[cfg(test)]
+pub(crate) mod testing;
 pub mod tokens;
 
-use std::path::PathBuf;
-use std::sync::Arc;
-
 use fkq_cred_proto::{exit, location};
+use std::path::PathBuf;
 use thiserror::Error;
 
 /// What the daemon was started with.
@@ -86,7 +88,12 @@ pub fn run(options: Options) -> Result<(), DaemonError> {
     runtime.block_on(async move {
         let listener = server::bind(&location)?;
         let signals = signals::listen().map_err(DaemonError::Start)?;
-        let service = service::Service::new(config, options.config.clone(), Arc::new(clock::SystemClock));
+        let (clock, offset_file) = clock::daemon_clock();
+        if let Some(file) = offset_file {
+            tracing::warn!(file = %file, "test build: the wall clock is shifted by the offset in this file");
+        }
+        let service =
+            service::Service::new(config, options.config.clone(), clock);
         tokio::spawn(signals::handle(signals, service.clone()));
         tracing::info!(socket = %location.path.display(), pid = std::process::id(), "ready");
         server::serve(listener, service).await;

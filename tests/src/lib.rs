@@ -7,7 +7,9 @@
 //! - [`harness`] gives each end-to-end test its own XDG directories,
 //!   socket, daemon and emulator.
 //! - [`pty`] runs a child on a pseudo-terminal, for prompts and colour.
+//! - [`shifted`] runs a daemon whose wall clock a test can move.
 
 pub mod emulator;
 pub mod harness;
 pub mod pty;
+pub mod shifted;
