@@ -19,6 +19,8 @@ pub struct Service {
     state: RwLock<State>,
     clock: Arc<dyn Clock>,
     shutdown_tx: watch::Sender<bool>,
+    /// `lock_memory` as it was at start, the only time it is applied.
+    memory_locked: bool,
 }
 
 struct State {
@@ -36,6 +38,7 @@ impl Service {
         let sessions = spawn_sessions(&config, &BTreeMap::new(), &clock);
         let (shutdown_tx, _) = watch::channel(false);
         Arc::new(Self {
+            memory_locked: config.lock_memory,
             config_path,
             state: RwLock::new(State { config: Arc::new(config), sessions }),
             clock,
@@ -180,6 +183,12 @@ impl Service {
             WireError::new(ErrorKind::Config, format!("{e}; the previous configuration stays in force"))
         })?;
         let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
+        if config.lock_memory != self.memory_locked {
+            tracing::warn!(
+                lock_memory = config.lock_memory,
+                "lock_memory differs from the value at start; it takes effect when fkq-credd restarts"
+            );
+        }
         state.sessions = spawn_sessions(&config, &state.sessions, &self.clock);
         state.config = Arc::new(config);
         tracing::info!(

@@ -6,6 +6,14 @@
 //!   over HTTPS on loopback, in-process or as the `formkiq-emulator` binary.
 //! - [`harness`] gives each end-to-end test its own XDG directories,
 //!   socket, daemon and emulator.
+//! - [`wire`] speaks the socket protocol by hand, and [`hostile`] makes
+//!   the random and mutated input the robustness tests throw.
+//! - [`other_user`] runs binaries as another uid, for the access tests.
 
 pub mod emulator;
 pub mod harness;
+pub mod hostile;
+#[cfg(unix)]
+pub mod other_user;
+#[cfg(unix)]
+pub mod wire;
