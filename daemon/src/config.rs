@@ -438,7 +438,8 @@ mod tests {
 
     #[test]
     fn lock_memory_is_a_top_level_switch_that_defaults_to_off() {
-        let profile = "[profiles.p]\nauth_url = \"https://a\"\napi_url = \"https://b\"\n";
+        let profile =
+            "[profiles.p]\nauth_url = \"https://a\"\napi_url = \"https://b\"\n";
         assert!(!parse(profile).unwrap().lock_memory);
         let on = parse(&format!("lock_memory = true\n{profile}")).unwrap();
         assert!(on.lock_memory);

@@ -30,7 +30,8 @@ pub fn harden() {
             tracing::warn!(error = %std::io::Error::last_os_error(), "cannot mark the process undumpable");
         }
         // SAFETY: PR_GET_DUMPABLE takes no argument and reads a flag.
-        let dumpable = unsafe { libc::prctl(libc::PR_GET_DUMPABLE, 0, 0, 0, 0) };
+        let dumpable =
+            unsafe { libc::prctl(libc::PR_GET_DUMPABLE, 0, 0, 0, 0) };
         tracing::debug!(dumpable, core_limit = ?core_limit(), "hardened");
     }
 }
@@ -101,7 +102,8 @@ pub fn lock_memory() -> Result<(), LockMemoryError> {
             });
         }
         // SAFETY: mlockall takes flags only.
-        let rc = unsafe { libc::mlockall(libc::MCL_CURRENT | libc::MCL_FUTURE) };
+        let rc =
+            unsafe { libc::mlockall(libc::MCL_CURRENT | libc::MCL_FUTURE) };
         if rc != 0 {
             return Err(LockMemoryError::Lock(std::io::Error::last_os_error()));
         }

@@ -70,11 +70,8 @@ fn main() -> ExitCode {
         idle_timeout: args.idle_timeout.unwrap_or(server::IDLE_TIMEOUT),
         max_connections: args.max_connections as usize,
     };
-    let options = fkq_credd::Options {
-        socket: args.socket,
-        config: args.config,
-        limits,
-    };
+    let options =
+        fkq_credd::Options { socket: args.socket, config: args.config, limits };
     match fkq_credd::run(options) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -31,9 +31,10 @@ pub fn cases() -> usize {
 /// The seed, from `FKQ_FUZZ_SEED` or fresh.
 pub fn seed() -> u64 {
     match std::env::var(SEED_ENV) {
-        Ok(text) => text.trim().parse().unwrap_or_else(|_| {
-            panic!("{SEED_ENV}={text:?} is not a number")
-        }),
+        Ok(text) => text
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("{SEED_ENV}={text:?} is not a number")),
         Err(_) => fastrand::u64(..),
     }
 }
@@ -212,19 +213,27 @@ impl Generator {
     /// A frame: a header that is right, a little off, zero, random or far
     /// beyond the limit, then a body.
     pub fn frame(&mut self) -> Vec<u8> {
+        let lying = self.rng.u8(..4) == 0;
+        self.frame_with(lying)
+    }
+
+    /// A frame whose header tells the body's length, unless `lying`: then
+    /// it is a little off, zero, random or far beyond the limit. A lying
+    /// header usually ends what a reader can make of the stream.
+    pub fn frame_with(&mut self, lying: bool) -> Vec<u8> {
         let mut body = self.body();
         if self.rng.u16(..400) == 0 {
             // Now and then, a body that really is oversized.
             body.resize(MAX_REQUEST_LEN + 1 + self.rng.usize(..64), 0xA5);
         }
         let len = body.len() as u32;
-        let header = match self.rng.u8(..20) {
-            0..=13 => len,
-            14 => len.wrapping_add(self.rng.u32(1..4)),
-            15 => len.saturating_sub(self.rng.u32(1..4)),
-            16 => 0,
-            17 => self.rng.u32(MAX_REQUEST_LEN as u32 + 1..),
-            18 => u32::MAX,
+        let header = match self.rng.u8(..6) {
+            _ if !lying => len,
+            0 => len.wrapping_add(self.rng.u32(1..4)),
+            1 => len.saturating_sub(self.rng.u32(1..4)),
+            2 => 0,
+            3 => self.rng.u32(MAX_REQUEST_LEN as u32 + 1..),
+            4 => u32::MAX,
             _ => self.rng.u32(..),
         };
         let mut bytes = header.to_be_bytes().to_vec();
@@ -260,36 +269,41 @@ impl Generator {
     /// A whole connection: a greeting (mostly current), then frames, the
     /// last one sometimes cut short. None of its frames, as the daemon
     /// will read them, is a request that changes state or leaves the
-    /// machine ([`is_harmless`]): those are the owner's to send.
+    /// machine ([`is_harmless`]): those are the owner's to send, so a frame
+    /// that would read as one is drawn again.
     pub fn connection(&mut self, max_frames: usize) -> Connection {
-        loop {
-            let greeting = match self.rng.u8(..20) {
-                0 => Greeting::OtherVersion,
-                1 => Greeting::Foreign,
-                2 => Greeting::Truncated,
-                _ => Greeting::Current,
-            };
-            let mut bytes = self.greeting(greeting);
-            let mut frames = 0;
-            if greeting != Greeting::Truncated {
-                frames = self.rng.usize(1..=max_frames.max(1));
-                let mut stream = Vec::new();
-                for _ in 0..frames {
-                    stream.extend(self.frame());
-                }
-                if self.rng.u8(..8) == 0 {
-                    let cut = self.rng.usize(..=stream.len());
-                    stream.truncate(cut);
-                }
-                if greeting == Greeting::Current
-                    && !parse_stream(&stream).iter().all(is_harmless)
-                {
-                    continue;
-                }
-                bytes.extend(stream);
-            }
-            return Connection { greeting, bytes, frames };
+        let greeting = match self.rng.u8(..20) {
+            0 => Greeting::OtherVersion,
+            1 => Greeting::Foreign,
+            2 => Greeting::Truncated,
+            _ => Greeting::Current,
+        };
+        let mut bytes = self.greeting(greeting);
+        if greeting == Greeting::Truncated {
+            return Connection { greeting, bytes, frames: 0 };
         }
+        let frames = self.rng.usize(1..=max_frames.max(1));
+        let mut stream = Vec::new();
+        for _ in 0..frames {
+            loop {
+                // Mostly honest headers, so most frames reach the decoder;
+                // a lie now and then ends the stream.
+                let lying = self.rng.u8(..24) == 0;
+                let frame = self.frame_with(lying);
+                let before = stream.len();
+                stream.extend(frame);
+                if parse_stream(&stream).iter().all(is_harmless) {
+                    break;
+                }
+                stream.truncate(before);
+            }
+        }
+        if self.rng.u8(..8) == 0 {
+            let cut = self.rng.usize(..=stream.len());
+            stream.truncate(cut);
+        }
+        bytes.extend(stream);
+        Connection { greeting, bytes, frames }
     }
 }
 
@@ -328,11 +342,12 @@ pub fn parse_stream(mut bytes: &[u8]) -> Vec<Parsed> {
         if rest.len() < len {
             break;
         }
-        parsed.push(match codec::decode::<Request>(&rest[..len], MAX_REQUEST_LEN)
-        {
-            Ok(request) => Parsed::Request(request),
-            Err(_) => Parsed::Malformed,
-        });
+        parsed.push(
+            match codec::decode::<Request>(&rest[..len], MAX_REQUEST_LEN) {
+                Ok(request) => Parsed::Request(request),
+                Err(_) => Parsed::Malformed,
+            },
+        );
         bytes = &rest[len..];
     }
     parsed
@@ -361,6 +376,9 @@ mod tests {
         let mut stream = fkq_cred_proto::frame::encode(&[0xff]);
         stream.extend_from_slice(&u32::MAX.to_be_bytes());
         stream.extend_from_slice(&fkq_cred_proto::frame::encode(&ping));
-        assert_eq!(parse_stream(&stream), [Parsed::Malformed, Parsed::TooLarge]);
+        assert_eq!(
+            parse_stream(&stream),
+            [Parsed::Malformed, Parsed::TooLarge]
+        );
     }
 }

@@ -25,7 +25,11 @@ pub fn connect(path: &Path) -> io::Result<UnixStream> {
 
 /// `get` for the default profile, as `fkq-cred get` sends it.
 pub fn get_request() -> Request {
-    Request::Get { profile: None, kind: TokenKind::Access, min_valid_secs: None }
+    Request::Get {
+        profile: None,
+        kind: TokenKind::Access,
+        min_valid_secs: None,
+    }
 }
 
 /// A request as a frame: length header and body.
@@ -46,7 +50,9 @@ pub fn read_greeting(stream: &mut impl Read) -> io::Result<()> {
     stream.read_exact(&mut hello)?;
     match handshake::decode_hello(&hello) {
         Hello::Version(PROTOCOL_VERSION) => Ok(()),
-        other => Err(io::Error::other(format!("unexpected greeting {other:?}"))),
+        other => {
+            Err(io::Error::other(format!("unexpected greeting {other:?}")))
+        }
     }
 }
 

@@ -226,8 +226,7 @@ fn a_loose_socket_directory_is_refused_by_daemon_and_client_with_the_fix() {
 }
 
 #[test]
-fn a_symlinked_socket_directory_is_refused_by_daemon_and_client_with_the_fix()
-{
+fn a_symlinked_socket_directory_is_refused_by_daemon_and_client_with_the_fix() {
     let sandbox = Sandbox::new();
     let elsewhere = sandbox.path().join("tmp/elsewhere");
     std::fs::create_dir(&elsewhere).unwrap();
@@ -238,8 +237,7 @@ fn a_symlinked_socket_directory_is_refused_by_daemon_and_client_with_the_fix()
 }
 
 #[test]
-fn a_foreign_socket_directory_is_refused_by_daemon_and_client_with_the_fix()
-{
+fn a_foreign_socket_directory_is_refused_by_daemon_and_client_with_the_fix() {
     if skip_unless_root("a_foreign_socket_directory_is_refused") {
         return;
     }
