@@ -260,6 +260,30 @@ impl DaemonProcess {
         self.log.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
+    /// Waits until the log holds `count` lines containing `needle`, and
+    /// returns the log; panics with it after `limit`. The daemon may act
+    /// (close a connection, say) a moment before its line is read here.
+    pub fn wait_for_log(
+        &self,
+        needle: &str,
+        count: usize,
+        limit: Duration,
+    ) -> String {
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            let log = self.log();
+            if log.lines().filter(|l| l.contains(needle)).count() >= count {
+                return log;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no {count} lines with {needle:?} in the log:\n{log}"
+            );
+            // Lines arrive through a pipe; a short pause bounds the wait.
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     /// The daemon's pid.
     pub fn pid(&self) -> u32 {
         self.child.id()

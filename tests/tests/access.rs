@@ -127,7 +127,11 @@ fn another_user_who_reaches_the_socket_gets_no_byte_and_the_owner_is_served() {
     assert_eq!(code(&out), i32::from(exit::DAEMON_UNREACHABLE));
     assert_eq!(stdout(&out), "", "another user got a token");
 
-    let log = daemon.log();
+    let log = daemon.wait_for_log(
+        "refused a connection from another user",
+        1,
+        std::time::Duration::from_secs(20),
+    );
     let refusal = log
         .lines()
         .find(|l| l.contains("refused a connection from another user"))

@@ -6,7 +6,8 @@
 //! Each run throws `FKQ_FUZZ_CASES` frames (default 100,000) at each
 //! target, from a seed it prints; `FKQ_FUZZ_SEED=<seed>` replays a run. A
 //! longer run is
-//! `FKQ_FUZZ_CASES=5000000 cargo test -p fkq-cred-tests --release --test hostile_input`.
+//! `cargo build --release --workspace && FKQ_FUZZ_CASES=5000000 cargo test
+//! --release -p fkq-cred-tests --test hostile_input`.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
