@@ -19,14 +19,13 @@ pub fn is_root() -> bool {
 }
 
 /// Returns true, after saying so on stderr, when `test` cannot run because
-/// the process is not root. Call it first and return when it is true.
-pub fn skip_unless_root(test: &str) -> bool {
+/// the process is not root; `why` says what root is needed for. Call it
+/// first and return when it is true.
+pub fn skip_unless_root(test: &str, why: &str) -> bool {
     if is_root() {
         return false;
     }
-    eprintln!(
-        "SKIPPED {test}: needs root to act as another user (CI runs as root)"
-    );
+    eprintln!("SKIPPED {test}: needs root {why} (CI runs as root)");
     true
 }
 

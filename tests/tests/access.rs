@@ -47,7 +47,10 @@ fn nobody_cli(
 
 #[test]
 fn another_user_cannot_even_reach_the_socket_in_its_private_directory() {
-    if skip_unless_root("another_user_cannot_even_reach_the_socket") {
+    if skip_unless_root(
+        "another_user_cannot_even_reach_the_socket",
+        "to switch users",
+    ) {
         return;
     }
     let sandbox = Sandbox::new();
@@ -75,7 +78,10 @@ fn another_user_cannot_even_reach_the_socket_in_its_private_directory() {
 
 #[test]
 fn another_user_who_reaches_the_socket_gets_no_byte_and_the_owner_is_served() {
-    if skip_unless_root("another_user_who_reaches_the_socket") {
+    if skip_unless_root(
+        "another_user_who_reaches_the_socket",
+        "to switch users",
+    ) {
         return;
     }
     let sandbox = Sandbox::new();
@@ -242,7 +248,7 @@ fn a_symlinked_socket_directory_is_refused_by_daemon_and_client_with_the_fix() {
 
 #[test]
 fn a_foreign_socket_directory_is_refused_by_daemon_and_client_with_the_fix() {
-    if skip_unless_root("a_foreign_socket_directory_is_refused") {
+    if skip_unless_root("a_foreign_socket_directory_is_refused", "to chown") {
         return;
     }
     let sandbox = Sandbox::new();

@@ -105,7 +105,7 @@ impl Drop for Sleeper {
 
 #[test]
 fn the_daemon_is_not_dumpable_so_its_own_user_cannot_read_it() {
-    if skip_unless_root("the_daemon_is_not_dumpable") {
+    if skip_unless_root("the_daemon_is_not_dumpable", "to switch users") {
         return;
     }
     let sandbox = sandbox_for_nobody();
@@ -159,7 +159,10 @@ fn lock_config(sandbox: &Sandbox) {
 
 #[test]
 fn lock_memory_locks_the_daemons_memory() {
-    if skip_unless_root("lock_memory_locks_the_daemons_memory") {
+    if skip_unless_root(
+        "lock_memory_locks_the_daemons_memory",
+        "for CAP_IPC_LOCK",
+    ) {
         return;
     }
     let sandbox = Sandbox::new();
@@ -177,7 +180,7 @@ fn lock_memory_locks_the_daemons_memory() {
 
 #[test]
 fn lock_memory_refuses_to_start_under_a_finite_locked_memory_limit() {
-    if skip_unless_root("lock_memory_refuses_to_start") {
+    if skip_unless_root("lock_memory_refuses_to_start", "to switch users") {
         return;
     }
     let sandbox = sandbox_for_nobody();
