@@ -1,7 +1,17 @@
 //! One function per command. Each talks to the daemon through
-//! [`crate::conn`] and writes its result through [`crate::output`].
+//! [`crate::conn`] and writes its result through [`crate::output`]. The
+//! larger commands live in files of their own below `commands/`.
+
+mod config_file;
+mod configure;
+mod exec;
+mod generate;
+mod git_credential;
+mod shell_env;
+mod stack_outputs;
 
 use std::io::{self, BufRead, IsTerminal};
+use std::time::Instant;
 
 use fkq_cred_proto::{
     exit, ErrorKind, ProfileStatus, Request, Response, Secret, TokenKind,
@@ -21,6 +31,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         profile: cli.global.profile,
         socket: cli.global.socket,
         quiet: cli.global.quiet,
+        verbose: cli.global.verbose,
     };
     match cli.command {
         Command::Get(args) => get(&ctx, &args),
@@ -31,6 +42,14 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Profiles(args) => profiles(&ctx, args.json),
         Command::Sites(args) => sites(&ctx, args.json),
         Command::Daemon(command) => daemon(&ctx, command),
+        Command::Env(args) => shell_env::run(&ctx, &args),
+        Command::Exec(args) => exec::run(&ctx, args),
+        Command::Configure(args) => configure::run(&ctx, args),
+        Command::GitCredential(args) => {
+            git_credential::run(&ctx, args.operation)
+        }
+        Command::Completions(args) => generate::completions(args.shell),
+        Command::Man(args) => generate::man(args.dir.as_deref()),
     }
 }
 
@@ -38,18 +57,31 @@ struct Context {
     profile: Option<String>,
     socket: Option<std::path::PathBuf>,
     quiet: bool,
+    verbose: bool,
 }
 
 impl Context {
     fn connect(&self) -> Result<Connection, CliError> {
-        Connection::open(&conn::locate(self.socket.as_deref())?)
+        let location = conn::locate(self.socket.as_deref())?;
+        self.detail(&format!("socket {}", location.path.display()));
+        Connection::open(&location)
     }
 
     /// Sends one request; an error response becomes a [`CliError`].
     fn ask(&self, request: &Request) -> Result<Response, CliError> {
-        match self.connect()?.request(request)? {
+        let started = Instant::now();
+        let response = self.connect()?.request(request)?;
+        self.detail(&format!("reply after {:.1?}", started.elapsed()));
+        match response {
             Response::Error(error) => Err(error.into()),
             other => Ok(other),
+        }
+    }
+
+    /// A line on stderr with `-v`: what a person debugging a setup wants.
+    fn detail(&self, text: &str) {
+        if self.verbose {
+            note(false, &format!("fkq-cred: {text}"));
         }
     }
 }
@@ -74,18 +106,18 @@ fn variant(response: &Response) -> &'static str {
     }
 }
 
+fn token_request(ctx: &Context, args: &TokenArgs) -> Request {
+    let min_valid_secs =
+        args.min_valid.map(|d| u32::try_from(d.as_secs()).unwrap_or(u32::MAX));
+    let kind = if args.id_token { TokenKind::Id } else { TokenKind::Access };
+    Request::Get { profile: ctx.profile.clone(), kind, min_valid_secs }
+}
+
 fn fetch_token(
     ctx: &Context,
     args: &TokenArgs,
 ) -> Result<TokenReply, CliError> {
-    let min_valid_secs =
-        args.min_valid.map(|d| u32::try_from(d.as_secs()).unwrap_or(u32::MAX));
-    let kind = if args.id_token { TokenKind::Id } else { TokenKind::Access };
-    match ctx.ask(&Request::Get {
-        profile: ctx.profile.clone(),
-        kind,
-        min_valid_secs,
-    })? {
+    match ctx.ask(&token_request(ctx, args))? {
         Response::Token(reply) => Ok(reply),
         other => Err(unexpected(&other)),
     }

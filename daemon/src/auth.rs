@@ -10,6 +10,8 @@
 // not matter.
 #![allow(clippy::result_large_err)]
 
+pub mod probe;
+
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 

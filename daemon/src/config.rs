@@ -24,7 +24,7 @@ use serde::Deserialize;
 use thiserror::Error;
 
 /// The environment variable naming the config file, like `--config`.
-pub const CONFIG_ENV: &str = "FKQ_CRED_CONFIG";
+pub const CONFIG_ENV: &str = fkq_cred_proto::paths::CONFIG_ENV;
 
 /// The name of the profile built from environment variables.
 pub const ENV_PROFILE: &str = "default";
@@ -175,8 +175,7 @@ impl DurationValue {
 /// The default config file path: `$XDG_CONFIG_HOME/fkq-cred/config.toml`
 /// on Linux, the platform's config directory elsewhere.
 pub fn default_path() -> Option<PathBuf> {
-    directories::ProjectDirs::from("", "", "fkq-cred")
-        .map(|d| d.config_dir().join("config.toml"))
+    fkq_cred_proto::paths::default_config_path()
 }
 
 impl Config {

@@ -9,6 +9,7 @@ use std::time::Duration;
 use fkq_cred_proto::{ErrorKind, ProfileInfo, Request, Response, WireError};
 use tokio::sync::watch;
 
+use crate::auth;
 use crate::clock::Clock;
 use crate::config::{self, Config};
 use crate::session::SessionHandle;
@@ -107,6 +108,9 @@ impl Service {
                 tracing::info!("shutdown requested by a client");
                 self.request_shutdown();
                 Ok(Response::Done)
+            }
+            Request::Probe(target) => {
+                auth::probe::check(&target).await.map(|()| Response::Done)
             }
         };
         result.unwrap_or_else(Response::Error)

@@ -8,6 +8,7 @@
 //! - [`codec`]: the one place that knows the body encoding (bincode 1.3).
 //! - [`message`]: requests, responses and the typed errors between them.
 //! - [`location`]: the one function that decides where the socket lives.
+//! - [`paths`]: the one function that decides where the config file is.
 //! - [`secret`]: a zeroizing string that never prints its contents.
 //! - [`exit`]: the exit codes both binaries use.
 //!
@@ -20,11 +21,12 @@ pub mod frame;
 pub mod handshake;
 pub mod location;
 pub mod message;
+pub mod paths;
 pub mod secret;
 
 pub use message::{
-    ErrorKind, ProfileInfo, ProfileState, ProfileStatus, Request, Response,
-    Site, SitesReply, TokenKind, TokenReply, WireError,
+    ErrorKind, ProbeTarget, ProfileInfo, ProfileState, ProfileStatus, Request,
+    Response, Site, SitesReply, TokenKind, TokenReply, WireError,
 };
 pub use secret::Secret;
 

@@ -123,7 +123,30 @@ impl Sandbox {
 
     /// A command for binary `name` with the sandbox's environment.
     pub fn command(&self, name: &str) -> Command {
-        let mut command = Command::new(binary(name));
+        self.isolate(Command::new(binary(name)))
+    }
+
+    /// Any program (a shell, git) with the sandbox's environment, and the
+    /// workspace's binaries first on its PATH, so that a script can call
+    /// `fkq-cred` by name as a user's would.
+    pub fn program(&self, program: &str) -> Command {
+        let bin_dir = binary("fkq-cred")
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
+        let mut path = vec![bin_dir];
+        if let Some(old) = std::env::var_os("PATH") {
+            path.extend(std::env::split_paths(&old));
+        }
+        let mut command = self.isolate(Command::new(program));
+        command.env(
+            "PATH",
+            std::env::join_paths(path).expect("PATH entries join"),
+        );
+        command
+    }
+
+    fn isolate(&self, mut command: Command) -> Command {
         for var in SCRUBBED_ENV {
             command.env_remove(var);
         }

@@ -6,6 +6,7 @@
 //!   over HTTPS on loopback, in-process or as the `formkiq-emulator` binary.
 //! - [`harness`] gives each end-to-end test its own XDG directories,
 //!   socket, daemon and emulator.
+//! - [`pty`] runs a child on a pseudo-terminal, for prompts and colour.
 //! - [`wire`] speaks the socket protocol by hand, and [`hostile`] makes
 //!   the random and mutated input the robustness tests throw.
 //! - [`other_user`] runs binaries as another uid, for the access tests.
@@ -17,6 +18,7 @@ pub mod harness;
 pub mod hostile;
 #[cfg(unix)]
 pub mod other_user;
+pub mod pty;
 pub mod stub_auth;
 #[cfg(unix)]
 pub mod wire;
