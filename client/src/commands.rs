@@ -18,7 +18,7 @@ use fkq_cred_proto::{
     TokenReply, WireError,
 };
 use serde_json::json;
-use zeroize::Zeroize;
+use zeroize::{Zeroize, Zeroizing};
 
 use crate::cli::{Cli, Command, DaemonCommand, GetArgs, LoginArgs, TokenArgs};
 use crate::conn::{self, Connection};
@@ -125,16 +125,22 @@ fn fetch_token(
 
 fn get(ctx: &Context, args: &GetArgs) -> Result<(), CliError> {
     let reply = fetch_token(ctx, &args.token)?;
+    // Every copy of the token made for printing is zeroed once written.
     if args.json {
-        let value = json!({
+        let mut value = json!({
             "token": reply.token.expose(),
             "token_type": reply.token_type,
             "expires_at": json_time(reply.expires_at),
             "profile": reply.profile,
         });
-        return output::stdout(&format!("{value}\n"));
+        let text = Zeroizing::new(format!("{value}\n"));
+        if let Some(serde_json::Value::String(token)) = value.get_mut("token") {
+            token.zeroize();
+        }
+        return output::stdout(&text);
     }
-    let mut line = String::with_capacity(reply.token.expose().len() + 1);
+    let mut line =
+        Zeroizing::new(String::with_capacity(reply.token.expose().len() + 1));
     line.push_str(reply.token.expose());
     line.push('\n');
     output::stdout(&line)
@@ -142,11 +148,12 @@ fn get(ctx: &Context, args: &GetArgs) -> Result<(), CliError> {
 
 fn header(ctx: &Context, args: &TokenArgs) -> Result<(), CliError> {
     let reply = fetch_token(ctx, args)?;
-    output::stdout(&format!(
+    let line = Zeroizing::new(format!(
         "Authorization: {} {}\n",
         reply.token_type,
         reply.token.expose()
-    ))
+    ));
+    output::stdout(&line)
 }
 
 fn login(ctx: &Context, args: &LoginArgs) -> Result<(), CliError> {

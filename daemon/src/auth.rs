@@ -20,6 +20,7 @@ use fkq_cred_proto::{ErrorKind, Secret, Site, WireError};
 use reqwest::{StatusCode, Url};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
+use zeroize::Zeroizing;
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::Profile;
@@ -509,12 +510,18 @@ impl AuthClient {
         &self,
         request: reqwest::RequestBuilder,
         url: &Url,
-    ) -> Result<(StatusCode, Vec<u8>), AuthError> {
+    ) -> Result<(StatusCode, Zeroizing<Vec<u8>>), AuthError> {
         let mut response =
             request.send().await.map_err(|e| self.transport_error(url, &e))?;
         let status = response.status();
         tracing::debug!(url = %url, status = status.as_u16(), "http reply");
-        let mut body = Vec::new();
+        // A login or refresh reply holds every token: zero it when done,
+        // and size it up front where the length is known, so that growing
+        // it leaves no unzeroed copy behind.
+        let capacity = response
+            .content_length()
+            .map_or(0, |n| n.min(MAX_BODY as u64) as usize);
+        let mut body = Zeroizing::new(Vec::with_capacity(capacity));
         loop {
             match response.chunk().await {
                 Ok(Some(chunk)) if body.len() + chunk.len() <= MAX_BODY => {

@@ -9,6 +9,10 @@
 //! api_url = "https://def.execute-api.us-east-1.amazonaws.com/"
 //! username = "me@example.com"
 //! ```
+//!
+//! Top-level keys besides the profiles: `default_profile`, and
+//! `lock_memory = true`, which has the daemon lock all its memory so no
+//! secret is ever written to swap (see [`crate::harden::lock_memory`]).
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -80,6 +84,9 @@ pub struct Config {
     pub default_profile: Option<String>,
     /// Profiles by name.
     pub profiles: BTreeMap<String, Profile>,
+    /// Lock all of the daemon's memory (`mlockall`) so that no secret is
+    /// ever written to swap. Read at start; a reload does not change it.
+    pub lock_memory: bool,
 }
 
 /// One FormKiQ deployment and the user to log in as.
@@ -124,6 +131,8 @@ impl Profile {
 #[serde(deny_unknown_fields)]
 struct FileConfig {
     default_profile: Option<String>,
+    #[serde(default)]
+    lock_memory: bool,
     #[serde(default)]
     profiles: BTreeMap<String, FileProfile>,
 }
@@ -219,6 +228,7 @@ impl Config {
             source_name,
             default_profile: file.default_profile,
             profiles,
+            lock_memory: file.lock_memory,
         })
     }
 
@@ -272,6 +282,7 @@ impl Config {
             source_name,
             default_profile: Some(ENV_PROFILE.into()),
             profiles,
+            lock_memory: false,
         })
     }
 
@@ -442,6 +453,35 @@ mod tests {
         let err =
             parse("default_profile = \"nope\"\n").unwrap_err().to_string();
         assert!(err.contains("nope"), "{err}");
+    }
+
+    #[test]
+    fn lock_memory_is_a_top_level_switch_that_defaults_to_off() {
+        let profile =
+            "[profiles.p]\nauth_url = \"https://a\"\napi_url = \"https://b\"\n";
+        assert!(!parse(profile).unwrap().lock_memory);
+        let on = parse(&format!("lock_memory = true\n{profile}")).unwrap();
+        assert!(on.lock_memory);
+        let err = parse("lock_memory = \"yes\"\n").unwrap_err().to_string();
+        assert!(err.contains("lock_memory"), "{err}");
+    }
+
+    #[test]
+    fn no_key_can_turn_tls_verification_off() {
+        // Extra trust comes only from ca_file, the OS store or
+        // SSL_CERT_FILE; a switch that skips verification does not exist,
+        // and a config that tries one is refused, not silently ignored.
+        for key in [
+            "insecure = true",
+            "danger_accept_invalid_certs = true",
+            "verify_tls = false",
+            "tls_verify = false",
+        ] {
+            let text = format!("[profiles.p]\nauth_url = \"https://a\"\napi_url = \"https://b\"\n{key}\n");
+            let err = parse(&text).unwrap_err().to_string();
+            let name = key.split(' ').next().unwrap();
+            assert!(err.contains(name), "{key}: {err}");
+        }
     }
 
     #[test]

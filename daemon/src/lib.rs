@@ -42,6 +42,8 @@ pub struct Options {
     pub socket: Option<PathBuf>,
     /// `--config`: overrides `FKQ_CRED_CONFIG` and the default path.
     pub config: Option<PathBuf>,
+    /// Timeouts and the connection cap of the socket.
+    pub limits: server::Limits,
 }
 
 /// Why the daemon could not run.
@@ -59,6 +61,9 @@ pub enum DaemonError {
     /// The runtime or signal handling could not start.
     #[error("cannot start: {0}")]
     Start(std::io::Error),
+    /// `lock_memory = true` could not be honoured.
+    #[error(transparent)]
+    LockMemory(#[from] harden::LockMemoryError),
 }
 
 impl DaemonError {
@@ -76,9 +81,18 @@ impl DaemonError {
 
 /// Runs the daemon in the foreground until SIGTERM, SIGINT or a shutdown
 /// request.
+///
+/// Every token lives in a task of the runtime built here; the runtime is
+/// dropped before this returns, which drops those tasks and so zeroes the
+/// tokens before the process exits.
 pub fn run(options: Options) -> Result<(), DaemonError> {
     harden::harden();
     let config = config::Config::load(options.config.as_deref())?;
+    if config.lock_memory {
+        // Before the runtime exists, so its threads' stacks are locked
+        // from their first page.
+        harden::lock_memory()?;
+    }
     let location = location::socket_location(options.socket.as_deref())?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -96,7 +110,7 @@ pub fn run(options: Options) -> Result<(), DaemonError> {
             service::Service::new(config, options.config.clone(), clock);
         tokio::spawn(signals::handle(signals, service.clone()));
         tracing::info!(socket = %location.path.display(), pid = std::process::id(), "ready");
-        server::serve(listener, service).await;
+        server::serve(listener, service, options.limits).await;
         tracing::info!("stopped");
         Ok(())
     })

@@ -177,6 +177,12 @@ impl SessionHandle {
         .await?
     }
 
+    /// Puts `tokens` in place as if a login had just returned them.
+    #[cfg(test)]
+    pub(crate) fn install_tokens(&self, tokens: Arc<TokenSet>) {
+        self.shared.set(Some(tokens));
+    }
+
     /// Forgets the tokens and any remembered password.
     pub async fn logout(&self) -> Result<(), WireError> {
         self.ask(|reply| Command::Logout { reply }).await

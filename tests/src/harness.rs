@@ -205,39 +205,8 @@ impl Sandbox {
         env: &[(&str, &str)],
     ) -> DaemonProcess {
         let mut command = self.command("fkq-credd");
-        command
-            .args(args)
-            .envs(env.iter().copied())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        let mut child = command.spawn().expect("start fkq-credd");
-        let log = Arc::new(Mutex::new(String::new()));
-        let (ready_tx, ready_rx) = mpsc::channel();
-        let stderr = child.stderr.take().expect("stderr is piped");
-        let kept = log.clone();
-        std::thread::spawn(move || {
-            let mut ready_tx = Some(ready_tx);
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                if line.contains(" ready ") {
-                    if let Some(tx) = ready_tx.take() {
-                        let _ = tx.send(());
-                    }
-                }
-                let mut log = kept.lock().unwrap_or_else(|e| e.into_inner());
-                log.push_str(&line);
-                log.push('\n');
-            }
-        });
-        let mut daemon = DaemonProcess { child, log };
-        if ready_rx.recv_timeout(DAEMON_READY_TIMEOUT).is_err() {
-            let status = daemon.child.try_wait().ok().flatten();
-            panic!(
-                "fkq-credd did not become ready (exit: {status:?}); log:\n{}",
-                daemon.log()
-            );
-        }
-        daemon
+        command.args(args).envs(env.iter().copied());
+        spawn_daemon(command)
     }
 
     /// Configures profile [`PROFILE`] for `emulator` (with `extra` lines),
@@ -262,6 +231,40 @@ impl Sandbox {
     }
 }
 
+/// Starts a prepared `fkq-credd` command (wrapped in `setpriv`, say) and
+/// waits for its ready line; panics with its log if it never comes.
+pub fn spawn_daemon(mut command: Command) -> DaemonProcess {
+    command.stdout(Stdio::null()).stderr(Stdio::piped());
+    let mut child = command.spawn().expect("start fkq-credd");
+    let log = Arc::new(Mutex::new(String::new()));
+    let (ready_tx, ready_rx) = mpsc::channel();
+    let stderr = child.stderr.take().expect("stderr is piped");
+    let kept = log.clone();
+    std::thread::spawn(move || {
+        let mut ready_tx = Some(ready_tx);
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if line.contains(" ready ") {
+                if let Some(tx) = ready_tx.take() {
+                    let _ = tx.send(());
+                }
+            }
+            let mut log = kept.lock().unwrap_or_else(|e| e.into_inner());
+            log.push_str(&line);
+            log.push('\n');
+        }
+    });
+    let mut daemon = DaemonProcess { child, log };
+    if ready_rx.recv_timeout(DAEMON_READY_TIMEOUT).is_err() {
+        let status = daemon.child.try_wait().ok().flatten();
+        panic!(
+            "fkq-credd did not become ready (exit: {status:?}); log:\n{}",
+            daemon.log()
+        );
+    }
+    daemon
+}
+
 impl Default for Sandbox {
     fn default() -> Self {
         Self::new()
@@ -278,6 +281,30 @@ impl DaemonProcess {
     /// Everything the daemon has logged so far.
     pub fn log(&self) -> String {
         self.log.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Waits until the log holds `count` lines containing `needle`, and
+    /// returns the log; panics with it after `limit`. The daemon may act
+    /// (close a connection, say) a moment before its line is read here.
+    pub fn wait_for_log(
+        &self,
+        needle: &str,
+        count: usize,
+        limit: Duration,
+    ) -> String {
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            let log = self.log();
+            if log.lines().filter(|l| l.contains(needle)).count() >= count {
+                return log;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no {count} lines with {needle:?} in the log:\n{log}"
+            );
+            // Lines arrive through a pipe; a short pause bounds the wait.
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 
     /// The daemon's pid.

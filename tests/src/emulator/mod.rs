@@ -18,7 +18,7 @@ pub mod http_client;
 pub mod process;
 mod routes;
 mod server;
-mod tls;
+pub(crate) mod tls;
 mod tokens;
 
 #[cfg(test)]
