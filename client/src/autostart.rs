@@ -310,12 +310,15 @@ fn timed_out(child: &mut Child, program: &Path) -> CliError {
     // hostage; it is ours, so stop it.
     let _ = child.kill();
     let _ = child.wait();
+    let log = fkq_cred_proto::paths::daemon_log_path().map_or_else(
+        || "its log".to_string(),
+        |path| format!("its log {}", path.display()),
+    );
     CliError::new(
         exit::DAEMON_UNREACHABLE,
         format!(
             "{} did not report readiness within {} s and was stopped; see \
-             its log in $XDG_STATE_HOME/fkq-cred/fkq-credd.log \
-             (~/.local/state/fkq-cred/)",
+             {log}",
             program.display(),
             READY_TIMEOUT.as_secs()
         ),

@@ -1,14 +1,24 @@
 //! One function per command. Each talks to the daemon through
-//! [`crate::conn`] and writes its result through [`crate::output`].
+//! [`crate::conn`] and writes its result through [`crate::output`]. The
+//! larger commands live in files of their own below `commands/`.
+
+mod config_file;
+mod configure;
+mod exec;
+mod generate;
+mod git_credential;
+mod shell_env;
+mod stack_outputs;
 
 use std::io::{self, BufRead, IsTerminal};
+use std::time::Instant;
 
 use fkq_cred_proto::{
     exit, ErrorKind, ProfileStatus, Request, Response, Secret, TokenKind,
     TokenReply, WireError,
 };
 use serde_json::json;
-use zeroize::Zeroize;
+use zeroize::{Zeroize, Zeroizing};
 
 use crate::cli::{Cli, Command, DaemonCommand, GetArgs, LoginArgs, TokenArgs};
 use crate::conn::{self, Connection, Start};
@@ -21,6 +31,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         profile: cli.global.profile,
         socket: cli.global.socket,
         quiet: cli.global.quiet,
+        verbose: cli.global.verbose,
         start: if autostart_allowed() { Start::Auto } else { Start::Never },
     };
     match cli.command {
@@ -32,6 +43,14 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Profiles(args) => profiles(&ctx, args.json),
         Command::Sites(args) => sites(&ctx, args.json),
         Command::Daemon(command) => daemon(&ctx, command),
+        Command::Env(args) => shell_env::run(&ctx, &args),
+        Command::Exec(args) => exec::run(&ctx, args),
+        Command::Configure(args) => configure::run(&ctx, args),
+        Command::GitCredential(args) => {
+            git_credential::run(&ctx, args.operation)
+        }
+        Command::Completions(args) => generate::completions(args.shell),
+        Command::Man(args) => generate::man(args.dir.as_deref()),
     }
 }
 
@@ -39,6 +58,7 @@ struct Context {
     profile: Option<String>,
     socket: Option<std::path::PathBuf>,
     quiet: bool,
+    verbose: bool,
     /// Whether a missing daemon is started.
     start: Start,
 }
@@ -55,14 +75,26 @@ fn autostart_allowed() -> bool {
 
 impl Context {
     fn connect(&self) -> Result<Connection, CliError> {
-        Connection::open(&conn::locate(self.socket.as_deref())?, self.start)
+        let location = conn::locate(self.socket.as_deref())?;
+        self.detail(&format!("socket {}", location.path.display()));
+        Connection::open(&location, self.start)
     }
 
     /// Sends one request; an error response becomes a [`CliError`].
     fn ask(&self, request: &Request) -> Result<Response, CliError> {
-        match self.connect()?.request(request)? {
+        let started = Instant::now();
+        let response = self.connect()?.request(request)?;
+        self.detail(&format!("reply after {:.1?}", started.elapsed()));
+        match response {
             Response::Error(error) => Err(error.into()),
             other => Ok(other),
+        }
+    }
+
+    /// A line on stderr with `-v`: what a person debugging a setup wants.
+    fn detail(&self, text: &str) {
+        if self.verbose {
+            note(false, &format!("fkq-cred: {text}"));
         }
     }
 }
@@ -87,18 +119,18 @@ fn variant(response: &Response) -> &'static str {
     }
 }
 
+fn token_request(ctx: &Context, args: &TokenArgs) -> Request {
+    let min_valid_secs =
+        args.min_valid.map(|d| u32::try_from(d.as_secs()).unwrap_or(u32::MAX));
+    let kind = if args.id_token { TokenKind::Id } else { TokenKind::Access };
+    Request::Get { profile: ctx.profile.clone(), kind, min_valid_secs }
+}
+
 fn fetch_token(
     ctx: &Context,
     args: &TokenArgs,
 ) -> Result<TokenReply, CliError> {
-    let min_valid_secs =
-        args.min_valid.map(|d| u32::try_from(d.as_secs()).unwrap_or(u32::MAX));
-    let kind = if args.id_token { TokenKind::Id } else { TokenKind::Access };
-    match ctx.ask(&Request::Get {
-        profile: ctx.profile.clone(),
-        kind,
-        min_valid_secs,
-    })? {
+    match ctx.ask(&token_request(ctx, args))? {
         Response::Token(reply) => Ok(reply),
         other => Err(unexpected(&other)),
     }
@@ -106,16 +138,22 @@ fn fetch_token(
 
 fn get(ctx: &Context, args: &GetArgs) -> Result<(), CliError> {
     let reply = fetch_token(ctx, &args.token)?;
+    // Every copy of the token made for printing is zeroed once written.
     if args.json {
-        let value = json!({
+        let mut value = json!({
             "token": reply.token.expose(),
             "token_type": reply.token_type,
             "expires_at": json_time(reply.expires_at),
             "profile": reply.profile,
         });
-        return output::stdout(&format!("{value}\n"));
+        let text = Zeroizing::new(format!("{value}\n"));
+        if let Some(serde_json::Value::String(token)) = value.get_mut("token") {
+            token.zeroize();
+        }
+        return output::stdout(&text);
     }
-    let mut line = String::with_capacity(reply.token.expose().len() + 1);
+    let mut line =
+        Zeroizing::new(String::with_capacity(reply.token.expose().len() + 1));
     line.push_str(reply.token.expose());
     line.push('\n');
     output::stdout(&line)
@@ -123,11 +161,12 @@ fn get(ctx: &Context, args: &GetArgs) -> Result<(), CliError> {
 
 fn header(ctx: &Context, args: &TokenArgs) -> Result<(), CliError> {
     let reply = fetch_token(ctx, args)?;
-    output::stdout(&format!(
+    let line = Zeroizing::new(format!(
         "Authorization: {} {}\n",
         reply.token_type,
         reply.token.expose()
-    ))
+    ));
+    output::stdout(&line)
 }
 
 fn login(ctx: &Context, args: &LoginArgs) -> Result<(), CliError> {
@@ -295,6 +334,12 @@ fn status_text(s: &ProfileStatus) -> String {
     ));
     if let Some(error) = &s.last_error {
         text.push_str(&format!("last error:   {error}\n"));
+    }
+    if s.failing_since.is_some() {
+        text.push_str(&format!(
+            "failing:      since {}\n",
+            time(s.failing_since)
+        ));
     }
     if s.next_retry.is_some() {
         text.push_str(&format!("next retry:   {}\n", time(s.next_retry)));

@@ -20,6 +20,7 @@ use fkq_cred_proto::location::{self, SocketLocation};
 use fkq_cred_proto::{codec, exit, Request, Response, PROTOCOL_VERSION};
 use interprocess::local_socket::traits::Stream as _;
 use interprocess::local_socket::{GenericFilePath, Stream, ToFsName};
+use zeroize::Zeroizing;
 
 #[cfg(unix)]
 use crate::autostart::{self, Reason};
@@ -158,16 +159,21 @@ impl Connection {
 
     /// One request and what came of it.
     fn exchange(&mut self, request: &Request) -> Result<Outcome, CliError> {
-        let body = codec::encode(request)
-            .map_err(|e| CliError::failure(e.to_string()))?;
-        let mut out =
-            Vec::with_capacity(HELLO_LEN + frame::HEADER_LEN + body.len());
+        // A login's bytes hold the password and a reply's the token: every
+        // buffer they pass through is zeroed when dropped.
+        let body = Zeroizing::new(
+            codec::encode(request)
+                .map_err(|e| CliError::failure(e.to_string()))?,
+        );
+        let mut out = Zeroizing::new(Vec::with_capacity(
+            HELLO_LEN + frame::HEADER_LEN + body.len(),
+        ));
         if !self.greeted {
             out.extend_from_slice(&handshake::hello_with_flags(
                 self.greeting_flags(),
             ));
         }
-        out.extend_from_slice(&frame::encode(&body));
+        out.extend_from_slice(&Zeroizing::new(frame::encode(&body)));
         // A daemon of another version closes after its greeting, which can
         // make this write fail; its greeting still explains why.
         let written = self.stream.write_all(&out);
@@ -187,6 +193,7 @@ impl Connection {
         }
         written.map_err(|e| self.broken(&e))?;
         let reply = frame::read_blocking(&mut self.stream, MAX_RESPONSE_LEN)
+            .map(Zeroizing::new)
             .map_err(|e| match e {
                 frame::FrameError::Io(io) => self.broken(&io),
                 other => self.broken(&io::Error::other(other.to_string())),

@@ -10,14 +10,19 @@
 // not matter.
 #![allow(clippy::result_large_err)]
 
+pub mod probe;
+
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime};
+use std::sync::Arc;
+use std::time::Duration;
 
 use fkq_cred_proto::{ErrorKind, Secret, Site, WireError};
 use reqwest::{StatusCode, Url};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
+use zeroize::Zeroizing;
 
+use crate::clock::{Clock, SystemClock};
 use crate::config::Profile;
 use crate::tokens::{identity_of, AuthResult, Identity, TokenSet};
 
@@ -272,6 +277,7 @@ pub struct AuthClient {
     api_url: Url,
     timeout: Duration,
     default_lifetime: Duration,
+    clock: Arc<dyn Clock>,
 }
 
 #[derive(Serialize)]
@@ -359,7 +365,15 @@ impl AuthClient {
             api_url: profile.api_url.clone(),
             timeout: profile.timeout,
             default_lifetime: profile.default_lifetime,
+            clock: Arc::new(SystemClock),
         })
+    }
+
+    /// Dates replies with `clock` instead of the system clock, so a token's
+    /// expiry and the session's idea of "now" come from the same clock.
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// `POST {auth}/login`.
@@ -372,7 +386,7 @@ impl AuthClient {
         let body = LoginBody { username, password: password.expose() };
         let (status, bytes) =
             self.send(self.http.post(url.clone()).json(&body), &url).await?;
-        let received_at = SystemTime::now();
+        let received_at = self.clock.now();
         match status.as_u16() {
             200..=299 => {}
             400 | 401 => return Err(AuthError::Rejected { url }),
@@ -410,7 +424,7 @@ impl AuthClient {
         let body = RefreshBody { refresh_token: previous.refresh.expose() };
         let (status, bytes) =
             self.send(self.http.post(url.clone()).json(&body), &url).await?;
-        let received_at = SystemTime::now();
+        let received_at = self.clock.now();
         match status.as_u16() {
             200..=299 => {}
             400 | 401 => return Err(AuthError::RefreshRejected { url }),
@@ -496,12 +510,18 @@ impl AuthClient {
         &self,
         request: reqwest::RequestBuilder,
         url: &Url,
-    ) -> Result<(StatusCode, Vec<u8>), AuthError> {
+    ) -> Result<(StatusCode, Zeroizing<Vec<u8>>), AuthError> {
         let mut response =
             request.send().await.map_err(|e| self.transport_error(url, &e))?;
         let status = response.status();
         tracing::debug!(url = %url, status = status.as_u16(), "http reply");
-        let mut body = Vec::new();
+        // A login or refresh reply holds every token: zero it when done,
+        // and size it up front where the length is known, so that growing
+        // it leaves no unzeroed copy behind.
+        let capacity = response
+            .content_length()
+            .map_or(0, |n| n.min(MAX_BODY as u64) as usize);
+        let mut body = Zeroizing::new(Vec::with_capacity(capacity));
         loop {
             match response.chunk().await {
                 Ok(Some(chunk)) if body.len() + chunk.len() <= MAX_BODY => {

@@ -9,6 +9,10 @@
 //! api_url = "https://def.execute-api.us-east-1.amazonaws.com/"
 //! username = "me@example.com"
 //! ```
+//!
+//! Top-level keys besides the profiles: `default_profile`, and
+//! `lock_memory = true`, which has the daemon lock all its memory so no
+//! secret is ever written to swap (see [`crate::harden::lock_memory`]).
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -20,7 +24,7 @@ use serde::Deserialize;
 use thiserror::Error;
 
 /// The environment variable naming the config file, like `--config`.
-pub const CONFIG_ENV: &str = "FKQ_CRED_CONFIG";
+pub const CONFIG_ENV: &str = fkq_cred_proto::paths::CONFIG_ENV;
 
 /// The name of the profile built from environment variables.
 pub const ENV_PROFILE: &str = "default";
@@ -87,6 +91,9 @@ pub struct Config {
     /// `idle_exit`: a daemon started on demand exits after this long
     /// without a request other than `status` or `ping`; `None`, never.
     pub idle_exit: Option<Duration>,
+    /// Lock all of the daemon's memory (`mlockall`) so that no secret is
+    /// ever written to swap. Read at start; a reload does not change it.
+    pub lock_memory: bool,
 }
 
 /// One FormKiQ deployment and the user to log in as.
@@ -134,6 +141,8 @@ struct FileConfig {
     autostart: Option<bool>,
     idle_exit: Option<DurationValue>,
     #[serde(default)]
+    lock_memory: bool,
+    #[serde(default)]
     profiles: BTreeMap<String, FileProfile>,
 }
 
@@ -175,8 +184,7 @@ impl DurationValue {
 /// The default config file path: `$XDG_CONFIG_HOME/fkq-cred/config.toml`
 /// on Linux, the platform's config directory elsewhere.
 pub fn default_path() -> Option<PathBuf> {
-    directories::ProjectDirs::from("", "", "fkq-cred")
-        .map(|d| d.config_dir().join("config.toml"))
+    fkq_cred_proto::paths::default_config_path()
 }
 
 impl Config {
@@ -241,6 +249,7 @@ impl Config {
             profiles,
             autostart: file.autostart,
             idle_exit,
+            lock_memory: file.lock_memory,
         })
     }
 
@@ -426,6 +435,26 @@ mod tests {
     }
 
     #[test]
+    fn password_sources_parse_and_an_empty_command_is_refused() {
+        let base =
+            "[profiles.p]\nauth_url = \"https://a\"\napi_url = \"https://b\"\n";
+        let config = parse(&format!(
+            "{base}password_command = [\"pass\", \"show\", \"fkq\"]\nremember_password = true\n"
+        ))
+        .unwrap();
+        let p = &config.profiles["p"];
+        assert_eq!(
+            p.password_command.as_deref(),
+            Some(&["pass".to_string(), "show".into(), "fkq".into()][..])
+        );
+        assert!(p.remember_password && p.has_password_source());
+        let err = parse(&format!("{base}password_command = []\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("password_command must name a program"), "{err}");
+    }
+
+    #[test]
     fn plain_http_is_refused_unless_loopback() {
         let text = |auth: &str| {
             format!("[profiles.p]\nauth_url = \"{auth}\"\napi_url = \"https://api.example.com\"\n")
@@ -464,6 +493,35 @@ mod tests {
 
         let err = parse("idle_exit = \"soon\"\n").unwrap_err().to_string();
         assert!(err.contains("idle_exit") && err.contains("/cfg"), "{err}");
+    }
+
+    #[test]
+    fn lock_memory_is_a_top_level_switch_that_defaults_to_off() {
+        let profile =
+            "[profiles.p]\nauth_url = \"https://a\"\napi_url = \"https://b\"\n";
+        assert!(!parse(profile).unwrap().lock_memory);
+        let on = parse(&format!("lock_memory = true\n{profile}")).unwrap();
+        assert!(on.lock_memory);
+        let err = parse("lock_memory = \"yes\"\n").unwrap_err().to_string();
+        assert!(err.contains("lock_memory"), "{err}");
+    }
+
+    #[test]
+    fn no_key_can_turn_tls_verification_off() {
+        // Extra trust comes only from ca_file, the OS store or
+        // SSL_CERT_FILE; a switch that skips verification does not exist,
+        // and a config that tries one is refused, not silently ignored.
+        for key in [
+            "insecure = true",
+            "danger_accept_invalid_certs = true",
+            "verify_tls = false",
+            "tls_verify = false",
+        ] {
+            let text = format!("[profiles.p]\nauth_url = \"https://a\"\napi_url = \"https://b\"\n{key}\n");
+            let err = parse(&text).unwrap_err().to_string();
+            let name = key.split(' ').next().unwrap();
+            assert!(err.contains(name), "{key}: {err}");
+        }
     }
 
     #[test]

@@ -8,21 +8,15 @@ use std::path::{Path, PathBuf};
 
 use fkq_cred_proto::startup::Report;
 
-/// The log file's name inside the state directory.
-pub const LOG_FILE_NAME: &str = "fkq-credd.log";
-
 /// A log longer than this is moved aside (to `fkq-credd.log.old`) when a
 /// daemon starts. The daemon writes a few lines per login and refresh, so
 /// a mebibyte holds weeks of history and the pair never exceeds two.
 pub const MAX_LOG_LEN: u64 = 1024 * 1024;
 
-/// The log file of daemons started by a client:
-/// `$XDG_STATE_HOME/fkq-cred/fkq-credd.log` (`~/.local/state/...`) on
-/// Linux, the local data directory elsewhere.
+/// The log file of daemons started by a client; see
+/// [`fkq_cred_proto::paths::daemon_log_path`].
 pub fn default_log_path() -> Option<PathBuf> {
-    let dirs = directories::ProjectDirs::from("", "", "fkq-cred")?;
-    let dir = dirs.state_dir().unwrap_or_else(|| dirs.data_local_dir());
-    Some(dir.join(LOG_FILE_NAME))
+    fkq_cred_proto::paths::daemon_log_path()
 }
 
 /// Points the process's stderr at `path` (see [`open_log`]). Everything
@@ -135,6 +129,8 @@ mod tests {
     use std::os::fd::{IntoRawFd, OwnedFd};
     use std::os::unix::net::UnixStream;
 
+    use fkq_cred_proto::paths::DAEMON_LOG_NAME;
+
     use super::*;
 
     #[test]
@@ -161,13 +157,13 @@ mod tests {
     fn an_oversized_log_is_moved_aside() {
         let dir = std::env::temp_dir()
             .join(format!("fkq-credd-log-{}", std::process::id()));
-        let path = dir.join("state").join(LOG_FILE_NAME);
+        let path = dir.join("state").join(DAEMON_LOG_NAME);
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(&path, vec![b'x'; MAX_LOG_LEN as usize + 1]).unwrap();
         let mut file = open_log(&path).unwrap();
         file.write_all(b"fresh\n").unwrap();
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "fresh\n");
-        let old = dir.join("state").join(format!("{LOG_FILE_NAME}.old"));
+        let old = dir.join("state").join(format!("{DAEMON_LOG_NAME}.old"));
         assert_eq!(std::fs::metadata(old).unwrap().len(), MAX_LOG_LEN + 1);
         std::fs::remove_dir_all(&dir).unwrap();
     }

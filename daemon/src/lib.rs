@@ -9,6 +9,7 @@
 //! - [`schedule`]: when to refresh and how long to back off.
 //! - [`session`]: the handle callers use for one profile; [`actor`] is the
 //!   task behind it that owns the tokens.
+//! - [`backend`]: what a session needs from the auth server, as a trait.
 //! - [`password`]: running `password_command`.
 //! - [`service`]: all sessions, and request dispatch.
 //! - [`server`]: the socket, peer checks, framing, and the greeting flags
@@ -21,6 +22,7 @@
 
 pub mod actor;
 pub mod auth;
+pub mod backend;
 pub mod clock;
 pub mod config;
 pub mod detach;
@@ -35,6 +37,8 @@ pub mod session;
 pub mod signals;
 #[cfg(unix)]
 pub mod systemd;
+#[cfg(test)]
+pub(crate) mod testing;
 pub mod tokens;
 
 use std::path::PathBuf;
@@ -56,6 +60,8 @@ pub struct Options {
     pub socket: Option<PathBuf>,
     /// `--config`: overrides `FKQ_CRED_CONFIG` and the default path.
     pub config: Option<PathBuf>,
+    /// Timeouts and the connection cap of the socket.
+    pub limits: server::Limits,
     /// `--ready-fd`: a client started this daemon, holds the start lock for
     /// it, and waits for its readiness report on this descriptor.
     pub ready_fd: Option<i32>,
@@ -90,6 +96,9 @@ pub enum DaemonError {
          fkq-cred.socket`, or `fkq-credd &`"
     )]
     AutostartOff(String),
+    /// `lock_memory = true` could not be honoured.
+    #[error(transparent)]
+    LockMemory(#[from] harden::LockMemoryError),
 }
 
 impl DaemonError {
@@ -108,6 +117,10 @@ impl DaemonError {
 
 /// Runs the daemon in the foreground until SIGTERM, SIGINT, a shutdown
 /// request or, for a daemon started on demand, `idle_exit`.
+///
+/// Every token lives in a task of the runtime built here; the runtime is
+/// dropped before this returns, which drops those tasks and so zeroes the
+/// tokens before the process exits.
 ///
 /// Call it before starting any thread: it reads and clears the variables
 /// systemd sets for socket activation.
@@ -176,6 +189,11 @@ fn run_with(
     if options.autostart && !config.autostart() {
         return Err(DaemonError::AutostartOff(config.source_name));
     }
+    if config.lock_memory {
+        // Before the runtime exists, so its threads' stacks are locked
+        // from their first page.
+        harden::lock_memory()?;
+    }
     let location = location::socket_location(options.socket.as_deref());
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -211,10 +229,14 @@ fn run_with(
             }
         };
         let signals = signals::listen().map_err(DaemonError::Start)?;
+        let (clock, offset_file) = clock::daemon_clock();
+        if let Some(file) = offset_file {
+            tracing::warn!(file = %file, "test build: the wall clock is shifted by the offset in this file");
+        }
         let service = service::Service::with_origin(
             config,
             options.config.clone(),
-            Arc::new(clock::SystemClock),
+            clock,
             origin,
         );
         tokio::spawn(signals::handle(signals, service.clone()));
@@ -243,7 +265,8 @@ fn run_with(
             listener.do_not_reclaim_name_on_drop();
             Some(path.as_path())
         };
-        server::serve_at(listener, service.clone(), unlink).await;
+        server::serve_at(listener, service.clone(), options.limits, unlink)
+            .await;
         // Serving ends only after a shutdown request, so this is quick; it
         // keeps the runtime from dropping the report unsent.
         let _ = stopping.await;

@@ -24,6 +24,7 @@ use tokio::io::{
     AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader,
 };
 use tokio::sync::{watch, Semaphore};
+use zeroize::Zeroizing;
 
 use crate::service::Service;
 
@@ -35,7 +36,9 @@ pub const MAX_CONNECTIONS: usize = 1024;
 /// greeting). A stalled peer holds only its own task, never another's.
 pub const FRAME_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// How long a connection may sit silent between requests.
+/// How long a connection may sit silent between requests: long enough for
+/// a script that keeps one connection between steps, short enough that
+/// forgotten connections do not pile up.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How long a reply may take to be written to a peer that does not read.
@@ -43,6 +46,30 @@ pub const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How long shutdown waits for in-flight requests.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// The limits one daemon applies to its connections. The defaults are the
+/// constants above; `fkq-credd --frame-timeout/--idle-timeout/
+/// --max-connections` change them, which tests use to watch a timeout fire
+/// without waiting half a minute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// See [`FRAME_TIMEOUT`].
+    pub frame_timeout: Duration,
+    /// See [`IDLE_TIMEOUT`].
+    pub idle_timeout: Duration,
+    /// See [`MAX_CONNECTIONS`]; at least one.
+    pub max_connections: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            frame_timeout: FRAME_TIMEOUT,
+            idle_timeout: IDLE_TIMEOUT,
+            max_connections: MAX_CONNECTIONS,
+        }
+    }
+}
 
 /// Why the socket could not be bound.
 #[derive(Debug, Error)]
@@ -104,6 +131,12 @@ fn bind_in_place(location: &SocketLocation) -> Result<Listener, BindError> {
     let path = &location.path;
     let io_error = |source| BindError::Io { path: path.clone(), source };
     clear_stale(path)?;
+    // The socket file is created by bind with the mode the umask leaves,
+    // and only then narrowed to 0600: with 077 in force there is no moment
+    // in which another user could connect. `harden` set it already; doing
+    // it here too keeps bind safe whoever calls it.
+    #[cfg(unix)]
+    crate::harden::private_umask();
     let name =
         path.as_path().to_fs_name::<GenericFilePath>().map_err(io_error)?;
     let listener = ListenerOptions::new()
@@ -149,8 +182,8 @@ fn clear_stale(_path: &Path) -> Result<(), BindError> {
 
 /// Accepts connections until shutdown is requested, then waits up to
 /// [`SHUTDOWN_GRACE`] for the connections in flight.
-pub async fn serve(listener: Listener, service: Arc<Service>) {
-    serve_at(listener, service, None).await;
+pub async fn serve(listener: Listener, service: Arc<Service>, limits: Limits) {
+    serve_at(listener, service, limits, None).await;
 }
 
 /// [`serve`] for a listener bound at `unlink`, whose name this daemon
@@ -162,10 +195,12 @@ pub async fn serve(listener: Listener, service: Arc<Service>) {
 pub async fn serve_at(
     listener: Listener,
     service: Arc<Service>,
+    limits: Limits,
     unlink: Option<&Path>,
 ) {
     let mut shutdown = service.shutdown_signal();
-    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let max_connections = limits.max_connections.max(1);
+    let slots = Arc::new(Semaphore::new(max_connections));
     loop {
         let stream = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -189,7 +224,8 @@ pub async fn serve_at(
         tokio::spawn(async move {
             let busy = permit.is_none();
             if let Err(e) =
-                serve_connection(stream, &service, busy, shutdown).await
+                serve_connection(stream, &service, busy, shutdown, &limits)
+                    .await
             {
                 tracing::debug!(error = %e, "connection ended with an error");
             }
@@ -202,8 +238,7 @@ pub async fn serve_at(
         }
     }
     drop(listener);
-    let all =
-        u32::try_from(MAX_CONNECTIONS).expect("MAX_CONNECTIONS fits in u32");
+    let all = u32::try_from(max_connections).unwrap_or(u32::MAX);
     if tokio::time::timeout(SHUTDOWN_GRACE, slots.acquire_many(all))
         .await
         .is_err()
@@ -220,10 +255,16 @@ fn is_owner(stream: &Stream) -> bool {
     #[cfg(unix)]
     {
         let me = fkq_cred_proto::location::current_uid();
-        match stream.peer_creds().map(|c| c.euid()) {
-            Ok(Some(uid)) if uid == me => true,
-            Ok(uid) => {
-                tracing::warn!(peer_uid = ?uid, "refused a connection from another user");
+        match stream.peer_creds() {
+            Ok(creds) if creds.euid() == Some(me) => true,
+            Ok(creds) => {
+                // The uid and pid say who knocked; nothing they sent is
+                // read, so nothing of theirs can reach the log.
+                tracing::warn!(
+                    peer_uid = ?creds.euid(),
+                    peer_pid = ?creds.pid(),
+                    "refused a connection from another user"
+                );
                 false
             }
             Err(e) => {
@@ -260,13 +301,14 @@ pub async fn serve_connection<S>(
     service: &Service,
     busy: bool,
     mut shutdown: watch::Receiver<bool>,
+    limits: &Limits,
 ) -> Result<(), ConnectionError>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let mut stream = BufReader::new(stream);
     let mut hello = [0u8; HELLO_LEN];
-    within(FRAME_TIMEOUT, stream.read_exact(&mut hello)).await?;
+    within(limits.frame_timeout, stream.read_exact(&mut hello)).await?;
     let Hello::Version(version) = handshake::decode_hello(&hello) else {
         return Err(ConnectionError::Foreign);
     };
@@ -294,21 +336,37 @@ where
     if busy {
         let error = WireError::new(
             ErrorKind::Busy,
-            format!("fkq-credd is serving its maximum of {MAX_CONNECTIONS} connections; try again shortly"),
+            format!(
+                "fkq-credd is serving its maximum of {} connections; try \
+                 again shortly",
+                limits.max_connections
+            ),
         );
         return send(&mut stream, &Response::Error(error)).await;
     }
     loop {
         let mut header = [0u8; frame::HEADER_LEN];
+        let idle = tokio::time::timeout(
+            limits.idle_timeout,
+            stream.read(&mut header[..1]),
+        );
         let first = tokio::select! {
-            read = tokio::time::timeout(IDLE_TIMEOUT, stream.read(&mut header[..1])) => match read {
-                Ok(Ok(0)) | Err(_) => return Ok(()),
+            read = idle => match read {
+                Ok(Ok(0)) => return Ok(()),
                 Ok(Ok(n)) => n,
                 Ok(Err(e)) => return Err(e.into()),
+                Err(_) => {
+                    tracing::debug!(
+                        idle_secs = limits.idle_timeout.as_secs_f64(),
+                        "closing an idle connection"
+                    );
+                    return Ok(());
+                }
             },
             _ = shutdown.wait_for(|stop| *stop) => return Ok(()),
         };
-        within(FRAME_TIMEOUT, stream.read_exact(&mut header[first..])).await?;
+        within(limits.frame_timeout, stream.read_exact(&mut header[first..]))
+            .await?;
         let len = match frame::body_len(header, MAX_REQUEST_LEN) {
             Ok(len) => len,
             Err(e) => {
@@ -319,8 +377,9 @@ where
                 return send(&mut stream, &Response::Error(error)).await;
             }
         };
-        let mut body = vec![0u8; len];
-        within(FRAME_TIMEOUT, stream.read_exact(&mut body)).await?;
+        // The body may hold a password: its buffer is zeroed when dropped.
+        let mut body = Zeroizing::new(vec![0u8; len]);
+        within(limits.frame_timeout, stream.read_exact(&mut body)).await?;
         let response = match codec::decode::<Request>(&body, MAX_REQUEST_LEN) {
             Ok(request) => service.handle(request).await,
             Err(e) => Response::Error(WireError::new(
@@ -372,8 +431,10 @@ async fn send<S: AsyncWrite + Unpin>(
     stream: &mut S,
     response: &Response,
 ) -> Result<(), ConnectionError> {
-    let body = codec::encode(response).map_err(|e| {
+    // Both buffers may hold a token: they are zeroed when dropped.
+    let body = Zeroizing::new(codec::encode(response).map_err(|e| {
         io::Error::new(io::ErrorKind::InvalidData, e.to_string())
-    })?;
-    write(stream, &frame::encode(&body)).await
+    })?);
+    let framed = Zeroizing::new(frame::encode(&body));
+    write(stream, &framed).await
 }

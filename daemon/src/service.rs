@@ -12,6 +12,7 @@ use fkq_cred_proto::{ErrorKind, ProfileInfo, Request, Response, WireError};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use crate::auth;
 use crate::clock::Clock;
 use crate::config::{self, Config};
 use crate::origin::Origin;
@@ -23,6 +24,8 @@ pub struct Service {
     state: RwLock<State>,
     clock: Arc<dyn Clock>,
     shutdown_tx: watch::Sender<bool>,
+    /// `lock_memory` as it was at start, the only time it is applied.
+    memory_locked: bool,
     origin: Origin,
     /// When the service started; `last_use_ms` counts from here.
     started: Instant,
@@ -63,6 +66,7 @@ impl Service {
         let (shutdown_tx, _) = watch::channel(false);
         let (idle_exit_tx, _) = watch::channel(config.idle_exit);
         Arc::new(Self {
+            memory_locked: config.lock_memory,
             config_path,
             state: RwLock::new(State { config: Arc::new(config), sessions }),
             clock,
@@ -179,6 +183,9 @@ impl Service {
                 self.request_shutdown();
                 Ok(Response::Done)
             }
+            Request::Probe(target) => {
+                auth::probe::check(&target).await.map(|()| Response::Done)
+            }
         };
         result.unwrap_or_else(Response::Error)
     }
@@ -254,6 +261,12 @@ impl Service {
             WireError::new(ErrorKind::Config, format!("{e}; the previous configuration stays in force"))
         })?;
         let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
+        if config.lock_memory != self.memory_locked {
+            tracing::warn!(
+                lock_memory = config.lock_memory,
+                "lock_memory differs from the value at start; it takes effect when fkq-credd restarts"
+            );
+        }
         state.sessions = spawn_sessions(&config, &state.sessions, &self.clock);
         self.idle_exit_tx.send_replace(config.idle_exit);
         state.config = Arc::new(config);
@@ -324,4 +337,106 @@ fn no_default(config: &Config) -> WireError {
             names.join(", ")
         ),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    //! Tokens are dropped, and so zeroed, whenever the daemon lets go of a
+    //! session: on logout, when a reload removes the profile, and when the
+    //! runtime ends at exit. A weak reference shows the drop.
+
+    use std::sync::Weak;
+    use std::time::SystemTime;
+
+    use super::*;
+    use crate::clock::SystemClock;
+    use crate::tokens::{AuthResult, TokenSet};
+
+    const PROFILE: &str = "[profiles.p]\nauth_url = \"https://auth.invalid\"\napi_url = \"https://api.invalid\"\n";
+
+    fn service(text: &str, path: Option<PathBuf>) -> Arc<Service> {
+        let config =
+            Config::parse(text, std::path::Path::new("test.toml")).unwrap();
+        Service::new(config, path, Arc::new(SystemClock))
+    }
+
+    /// Gives profile `p` a token set and returns a weak reference to it.
+    fn install(service: &Service) -> Weak<TokenSet> {
+        let result = AuthResult {
+            access_token: Some("access-sentinel".into()),
+            refresh_token: Some("refresh-sentinel".into()),
+            ..AuthResult::default()
+        };
+        let tokens = TokenSet::from_reply(
+            result,
+            SystemTime::now(),
+            Duration::from_secs(3600),
+            None,
+        )
+        .unwrap();
+        let tokens = Arc::new(tokens);
+        let weak = Arc::downgrade(&tokens);
+        service.session(Some("p")).unwrap().install_tokens(tokens);
+        weak
+    }
+
+    /// Lets the session tasks of a current-thread runtime run until `weak`
+    /// is gone, or fails after a bounded number of turns.
+    async fn dropped(weak: &Weak<TokenSet>) -> bool {
+        for _ in 0..1000 {
+            if weak.upgrade().is_none() {
+                return true;
+            }
+            tokio::task::yield_now().await;
+        }
+        false
+    }
+
+    #[tokio::test]
+    async fn logout_drops_the_tokens() {
+        let service = service(PROFILE, None);
+        let weak = install(&service);
+        assert!(weak.upgrade().is_some());
+        service.session(Some("p")).unwrap().logout().await.unwrap();
+        assert!(dropped(&weak).await, "logout kept the tokens");
+    }
+
+    #[tokio::test]
+    async fn removing_the_profile_drops_its_tokens() {
+        let dir = std::env::temp_dir()
+            .join(format!("fkq-service-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("config.toml");
+        std::fs::write(&path, PROFILE).unwrap();
+        let service = service(PROFILE, Some(path.clone()));
+        let weak = install(&service);
+
+        std::fs::write(&path, PROFILE.replace("[profiles.p]", "[profiles.q]"))
+            .unwrap();
+        service.reload().unwrap();
+        let outcome = dropped(&weak).await;
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(outcome, "the removed profile's tokens were kept");
+    }
+
+    #[test]
+    fn tokens_are_dropped_when_the_runtime_ends_at_exit() {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let weak = runtime.block_on(async {
+            let service = service(PROFILE, None);
+            let weak = install(&service);
+            // As in `run`: a task that holds the service to the end.
+            tokio::spawn(async move {
+                let _service = service;
+                std::future::pending::<()>().await
+            });
+            weak
+        });
+        assert!(weak.upgrade().is_some());
+        drop(runtime);
+        assert!(weak.upgrade().is_none(), "tokens outlived the runtime");
+    }
 }

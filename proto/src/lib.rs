@@ -9,6 +9,7 @@
 //! - [`message`]: requests, responses and the typed errors between them.
 //! - [`location`]: the one function that decides where the socket lives.
 //! - [`lock`]: the start lock that lets exactly one daemon start.
+//! - [`paths`]: the one function that decides where the config file is.
 //! - [`secret`]: a zeroizing string that never prints its contents.
 //! - [`startup`]: how a daemon started by a client reports readiness.
 //! - [`exit`]: the exit codes both binaries use.
@@ -23,12 +24,13 @@ pub mod handshake;
 pub mod location;
 pub mod lock;
 pub mod message;
+pub mod paths;
 pub mod secret;
 pub mod startup;
 
 pub use message::{
-    ErrorKind, ProfileInfo, ProfileState, ProfileStatus, Request, Response,
-    Site, SitesReply, TokenKind, TokenReply, WireError,
+    ErrorKind, ProbeTarget, ProfileInfo, ProfileState, ProfileStatus, Request,
+    Response, Site, SitesReply, TokenKind, TokenReply, WireError,
 };
 pub use secret::Secret;
 

@@ -10,8 +10,8 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::mpsc;
-use std::sync::{Arc, Condvar, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use crate::emulator::process::{emulator_binary, EmulatorProcess};
 
@@ -131,13 +131,30 @@ impl Sandbox {
 
     /// A command for binary `name` with the sandbox's environment.
     pub fn command(&self, name: &str) -> Command {
-        self.program(binary(name))
+        self.isolate(Command::new(binary(name)))
     }
 
-    /// A command for any program (`sh`, `systemd-socket-activate`) with
-    /// the sandbox's environment.
-    pub fn program(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
-        let mut command = Command::new(program);
+    /// Any program (a shell, git) with the sandbox's environment, and the
+    /// workspace's binaries first on its PATH, so that a script can call
+    /// `fkq-cred` by name as a user's would.
+    pub fn program(&self, program: &str) -> Command {
+        let bin_dir = binary("fkq-cred")
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
+        let mut path = vec![bin_dir];
+        if let Some(old) = std::env::var_os("PATH") {
+            path.extend(std::env::split_paths(&old));
+        }
+        let mut command = self.isolate(Command::new(program));
+        command.env(
+            "PATH",
+            std::env::join_paths(path).expect("PATH entries join"),
+        );
+        command
+    }
+
+    fn isolate(&self, mut command: Command) -> Command {
         for var in SCRUBBED_ENV {
             command.env_remove(var);
         }
@@ -218,41 +235,8 @@ impl Sandbox {
         env: &[(&str, &str)],
     ) -> DaemonProcess {
         let mut command = self.command("fkq-credd");
-        command
-            .args(args)
-            .envs(env.iter().copied())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        let mut child = command.spawn().expect("start fkq-credd");
-        let log = Arc::new((Mutex::new(String::new()), Condvar::new()));
-        let (ready_tx, ready_rx) = mpsc::channel();
-        let stderr = child.stderr.take().expect("stderr is piped");
-        let kept = log.clone();
-        std::thread::spawn(move || {
-            let mut ready_tx = Some(ready_tx);
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                if line.contains(" ready ") {
-                    if let Some(tx) = ready_tx.take() {
-                        let _ = tx.send(());
-                    }
-                }
-                let (text, grown) = &*kept;
-                let mut log = text.lock().unwrap_or_else(|e| e.into_inner());
-                log.push_str(&line);
-                log.push('\n');
-                grown.notify_all();
-            }
-        });
-        let mut daemon = DaemonProcess { child, log };
-        if ready_rx.recv_timeout(DAEMON_READY_TIMEOUT).is_err() {
-            let status = daemon.child.try_wait().ok().flatten();
-            panic!(
-                "fkq-credd did not become ready (exit: {status:?}); log:\n{}",
-                daemon.log()
-            );
-        }
-        daemon
+        command.args(args).envs(env.iter().copied());
+        spawn_daemon(command)
     }
 
     /// Configures profile [`PROFILE`] for `emulator` (with `extra` lines),
@@ -277,6 +261,40 @@ impl Sandbox {
     }
 }
 
+/// Starts a prepared `fkq-credd` command (wrapped in `setpriv`, say) and
+/// waits for its ready line; panics with its log if it never comes.
+pub fn spawn_daemon(mut command: Command) -> DaemonProcess {
+    command.stdout(Stdio::null()).stderr(Stdio::piped());
+    let mut child = command.spawn().expect("start fkq-credd");
+    let log = Arc::new(Mutex::new(String::new()));
+    let (ready_tx, ready_rx) = mpsc::channel();
+    let stderr = child.stderr.take().expect("stderr is piped");
+    let kept = log.clone();
+    std::thread::spawn(move || {
+        let mut ready_tx = Some(ready_tx);
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if line.contains(" ready ") {
+                if let Some(tx) = ready_tx.take() {
+                    let _ = tx.send(());
+                }
+            }
+            let mut log = kept.lock().unwrap_or_else(|e| e.into_inner());
+            log.push_str(&line);
+            log.push('\n');
+        }
+    });
+    let mut daemon = DaemonProcess { child, log };
+    if ready_rx.recv_timeout(DAEMON_READY_TIMEOUT).is_err() {
+        let status = daemon.child.try_wait().ok().flatten();
+        panic!(
+            "fkq-credd did not become ready (exit: {status:?}); log:\n{}",
+            daemon.log()
+        );
+    }
+    daemon
+}
+
 impl Default for Sandbox {
     fn default() -> Self {
         Self::new()
@@ -286,39 +304,36 @@ impl Default for Sandbox {
 /// A running `fkq-credd`, killed on drop.
 pub struct DaemonProcess {
     child: Child,
-    log: Arc<(Mutex<String>, Condvar)>,
+    log: Arc<Mutex<String>>,
 }
 
 impl DaemonProcess {
     /// Everything the daemon has logged so far.
     pub fn log(&self) -> String {
-        self.log.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.log.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    /// Waits until the log holds `text` at least `times` times, at most
-    /// `limit`; returns whether it does. The daemon's own log lines are
-    /// the handshake that an asynchronous action (a reload) is done.
+    /// Waits until the log holds `count` lines containing `needle`, and
+    /// returns the log; panics with it after `limit`. The daemon may act
+    /// (close a connection, say) a moment before its line is read here.
     pub fn wait_for_log(
         &self,
-        text: &str,
-        times: usize,
+        needle: &str,
+        count: usize,
         limit: Duration,
-    ) -> bool {
-        let deadline = Instant::now() + limit;
-        let (log, grown) = &*self.log;
-        let mut log = log.lock().unwrap_or_else(|e| e.into_inner());
+    ) -> String {
+        let deadline = std::time::Instant::now() + limit;
         loop {
-            if log.matches(text).count() >= times {
-                return true;
+            let log = self.log();
+            if log.lines().filter(|l| l.contains(needle)).count() >= count {
+                return log;
             }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return false;
-            }
-            log = grown
-                .wait_timeout(log, left)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no {count} lines with {needle:?} in the log:\n{log}"
+            );
+            // Lines arrive through a pipe; a short pause bounds the wait.
+            std::thread::sleep(Duration::from_millis(10));
         }
     }
 
