@@ -325,6 +325,9 @@ pub enum DaemonCommand {
     Stop,
     /// Reread the daemon's config file.
     Reload,
+    /// Start fkq-credd in the background unless it runs already (commands
+    /// do this by themselves unless auto-start is off).
+    Start,
 }
 
 /// The full command definition: what `--help`, the completions and the

@@ -21,7 +21,7 @@ use serde_json::json;
 use zeroize::{Zeroize, Zeroizing};
 
 use crate::cli::{Cli, Command, DaemonCommand, GetArgs, LoginArgs, TokenArgs};
-use crate::conn::{self, Connection};
+use crate::conn::{self, Connection, Start};
 use crate::error::CliError;
 use crate::output::{self, json_time, note, when};
 
@@ -32,6 +32,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         socket: cli.global.socket,
         quiet: cli.global.quiet,
         verbose: cli.global.verbose,
+        start: if autostart_allowed() { Start::Auto } else { Start::Never },
     };
     match cli.command {
         Command::Get(args) => get(&ctx, &args),
@@ -58,13 +59,25 @@ struct Context {
     socket: Option<std::path::PathBuf>,
     quiet: bool,
     verbose: bool,
+    /// Whether a missing daemon is started.
+    start: Start,
+}
+
+#[cfg(unix)]
+fn autostart_allowed() -> bool {
+    crate::autostart::allowed_by_env()
+}
+
+#[cfg(not(unix))]
+fn autostart_allowed() -> bool {
+    false
 }
 
 impl Context {
     fn connect(&self) -> Result<Connection, CliError> {
         let location = conn::locate(self.socket.as_deref())?;
         self.detail(&format!("socket {}", location.path.display()));
-        Connection::open(&location)
+        Connection::open(&location, self.start)
     }
 
     /// Sends one request; an error response becomes a [`CliError`].
@@ -390,7 +403,9 @@ fn sites(ctx: &Context, as_json: bool) -> Result<(), CliError> {
 
 fn daemon(ctx: &Context, command: DaemonCommand) -> Result<(), CliError> {
     let location = conn::locate(ctx.socket.as_deref())?;
-    let mut conn = match Connection::open(&location) {
+    // Commands about the daemon never start one by accident; `start` does
+    // it on purpose, below.
+    let mut conn = match Connection::open(&location, Start::Never) {
         Ok(conn) => conn,
         Err(e)
             if command == DaemonCommand::Stop
@@ -402,11 +417,21 @@ fn daemon(ctx: &Context, command: DaemonCommand) -> Result<(), CliError> {
             );
             return Ok(());
         }
+        Err(e) if command == DaemonCommand::Start => {
+            if e.code != exit::DAEMON_UNREACHABLE {
+                return Err(e);
+            }
+            start_daemon(&location)?;
+            Connection::open(&location, Start::Never)?
+        }
         Err(e) => return Err(e),
     };
     let request = match command {
-        DaemonCommand::Status => Request::Ping,
-        DaemonCommand::Stop => Request::Shutdown,
+        DaemonCommand::Status | DaemonCommand::Start => Request::Ping,
+        DaemonCommand::Stop => {
+            conn.stop_any_version();
+            Request::Shutdown
+        }
         DaemonCommand::Reload => Request::Reload,
     };
     match conn.request(&request)? {
@@ -426,4 +451,24 @@ fn daemon(ctx: &Context, command: DaemonCommand) -> Result<(), CliError> {
         Response::Error(e) => Err(e.into()),
         other => Err(unexpected(&other)),
     }
+}
+
+#[cfg(unix)]
+fn start_daemon(
+    location: &fkq_cred_proto::location::SocketLocation,
+) -> Result<(), CliError> {
+    conn::start_asked(location)
+}
+
+#[cfg(not(unix))]
+fn start_daemon(
+    location: &fkq_cred_proto::location::SocketLocation,
+) -> Result<(), CliError> {
+    Err(CliError::new(
+        exit::DAEMON_UNREACHABLE,
+        format!(
+            "start fkq-credd by hand; nothing listens on {:?}",
+            location.path
+        ),
+    ))
 }

@@ -1,6 +1,8 @@
 //! `fkq-cred`: the thin client. Parses the command line, runs one command
 //! against the daemon, and maps the outcome to an exit code.
 
+#[cfg(unix)]
+mod autostart;
 mod cli;
 mod commands;
 mod conn;

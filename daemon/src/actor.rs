@@ -218,6 +218,10 @@ impl Actor {
             Command::Status { reply } => {
                 let _ = reply.send(self.status());
             }
+            Command::Forget { reply } => {
+                self.forget();
+                let _ = reply.send(());
+            }
         }
     }
 
@@ -442,12 +446,25 @@ impl Actor {
     }
 
     fn logout(&mut self) {
+        self.clear("was logged out");
+        self.auto_login_blocked = true;
+        tracing::info!(profile = %self.profile.name, "logged out");
+    }
+
+    /// Drops the tokens and the remembered password but keeps the right to
+    /// log in through a `password_command`, which holds no secret in memory.
+    fn forget(&mut self) {
+        self.clear("had its tokens forgotten");
+        tracing::info!(profile = %self.profile.name, "tokens forgotten");
+    }
+
+    fn clear(&mut self, what: &str) {
         if let Some(op) = self.op.take() {
             op.task.abort();
         }
         let error = WireError::new(
             ErrorKind::NotLoggedIn,
-            format!("profile {:?} was logged out", self.profile.name),
+            format!("profile {:?} {what}", self.profile.name),
         );
         self.fail_waiters(&error);
         for reply in self.login_replies.drain(..) {
@@ -455,12 +472,10 @@ impl Actor {
         }
         self.shared.set(None);
         self.remembered = None;
-        self.auto_login_blocked = true;
         self.refresh_rejected = false;
         self.login_required = None;
         self.failing = None;
         self.refresh_plan = None;
-        tracing::info!(profile = %self.profile.name, "logged out");
     }
 
     fn status(&self) -> ProfileStatus {

@@ -84,6 +84,13 @@ pub struct Config {
     pub default_profile: Option<String>,
     /// Profiles by name.
     pub profiles: BTreeMap<String, Profile>,
+    /// `autostart`: whether a client may start the daemon when it finds
+    /// none; `None` means the default, yes. Read by a daemon started with
+    /// `--autostart`, so the client never parses the config.
+    pub autostart: Option<bool>,
+    /// `idle_exit`: a daemon started on demand exits after this long
+    /// without a request other than `status` or `ping`; `None`, never.
+    pub idle_exit: Option<Duration>,
     /// Lock all of the daemon's memory (`mlockall`) so that no secret is
     /// ever written to swap. Read at start; a reload does not change it.
     pub lock_memory: bool,
@@ -131,6 +138,8 @@ impl Profile {
 #[serde(deny_unknown_fields)]
 struct FileConfig {
     default_profile: Option<String>,
+    autostart: Option<bool>,
+    idle_exit: Option<DurationValue>,
     #[serde(default)]
     lock_memory: bool,
     #[serde(default)]
@@ -224,12 +233,29 @@ impl Config {
                 });
             }
         }
+        let idle_exit = file
+            .idle_exit
+            .as_ref()
+            .map(|v| v.resolve("idle_exit"))
+            .transpose()
+            .map_err(|message| ConfigError::Parse {
+                path: path.into(),
+                message,
+            })?
+            .filter(|d| !d.is_zero());
         Ok(Self {
             source_name,
             default_profile: file.default_profile,
             profiles,
+            autostart: file.autostart,
+            idle_exit,
             lock_memory: file.lock_memory,
         })
+    }
+
+    /// Whether a client may start the daemon on demand.
+    pub fn autostart(&self) -> bool {
+        self.autostart.unwrap_or(true)
     }
 
     /// Builds the environment-only profile from `FKQ_AUTH_URL` (or the
@@ -282,7 +308,7 @@ impl Config {
             source_name,
             default_profile: Some(ENV_PROFILE.into()),
             profiles,
-            lock_memory: false,
+            ..Self::default()
         })
     }
 
@@ -453,6 +479,20 @@ mod tests {
         let err =
             parse("default_profile = \"nope\"\n").unwrap_err().to_string();
         assert!(err.contains("nope"), "{err}");
+    }
+
+    #[test]
+    fn autostart_and_idle_exit_are_top_level_keys() {
+        let config = parse("autostart = false\nidle_exit = \"8h\"\n").unwrap();
+        assert!(!config.autostart());
+        assert_eq!(config.idle_exit, Some(Duration::from_secs(8 * 3600)));
+
+        let config = parse("idle_exit = 0\n").unwrap();
+        assert!(config.autostart(), "on unless turned off");
+        assert_eq!(config.idle_exit, None, "zero means never");
+
+        let err = parse("idle_exit = \"soon\"\n").unwrap_err().to_string();
+        assert!(err.contains("idle_exit") && err.contains("/cfg"), "{err}");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! `fkq-credd`: the daemon binary. Parses arguments, sets up logging, and
 //! hands over to [`fkq_credd::run`].
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -41,6 +42,18 @@ struct Args {
           default_value_t = server::MAX_CONNECTIONS as u32,
           value_parser = clap::value_parser!(u32).range(1..))]
     max_connections: u32,
+    /// Append the logs to this file instead of stderr (a daemon started by
+    /// fkq-cred logs to $XDG_STATE_HOME/fkq-cred/fkq-credd.log).
+    #[arg(long, value_name = "PATH")]
+    log_file: Option<PathBuf>,
+    /// Set by fkq-cred when it starts the daemon: report readiness on this
+    /// descriptor.
+    #[arg(long, value_name = "FD", hide = true)]
+    ready_fd: Option<i32>,
+    /// Set by fkq-cred when it starts the daemon because a command needed
+    /// it: `autostart = false` in the config refuses the start.
+    #[arg(long, hide = true)]
+    autostart: bool,
 }
 
 /// Crates whose own trace output could show request headers or bodies;
@@ -64,25 +77,41 @@ const QUIET_LEVEL: LevelFilter = LevelFilter::INFO;
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    init_logging(args.verbose);
+    let log_file = args.log_file.clone().or_else(|| {
+        args.ready_fd.and_then(|_| fkq_credd::detach::default_log_path())
+    });
+    if let Some(path) = &log_file {
+        if let Err(e) = fkq_credd::detach::log_to_file(path) {
+            let _ = writeln!(
+                std::io::stderr(),
+                "fkq-credd: cannot log to {path:?}: {e}"
+            );
+        }
+    }
+    init_logging(args.verbose, log_file.is_some());
     let limits = Limits {
         frame_timeout: args.frame_timeout.unwrap_or(server::FRAME_TIMEOUT),
         idle_timeout: args.idle_timeout.unwrap_or(server::IDLE_TIMEOUT),
         max_connections: args.max_connections as usize,
     };
-    let options =
-        fkq_credd::Options { socket: args.socket, config: args.config, limits };
+    let options = fkq_credd::Options {
+        socket: args.socket,
+        config: args.config,
+        limits,
+        ready_fd: args.ready_fd,
+        autostart: args.autostart,
+    };
     match fkq_credd::run(options) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e}");
-            eprintln!("fkq-credd: {e}");
+            let _ = writeln!(std::io::stderr(), "fkq-credd: {e}");
             ExitCode::from(e.exit_code())
         }
     }
 }
 
-fn init_logging(verbose: bool) {
+fn init_logging(verbose: bool, to_file: bool) {
     let default = if verbose { "debug" } else { "info" };
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new(default));
@@ -92,10 +121,17 @@ fn init_logging(verbose: bool) {
     let cap = filter_fn(|meta| {
         !is_quiet_crate(meta.target()) || *meta.level() <= QUIET_LEVEL
     });
-    // Under systemd, journald stamps each line itself.
-    let under_journal = std::env::var_os("JOURNAL_STREAM").is_some();
+    // Under systemd, journald stamps each line itself; a log file needs
+    // the time even when the starter ran under systemd.
+    let under_journal =
+        !to_file && std::env::var_os("JOURNAL_STREAM").is_some();
+    // A log line that cannot be written (stderr on a closed pipe, or the
+    // terminal that started the daemon hung up) is dropped: tracing's
+    // fallback would report it with eprintln!, which panics there and would
+    // kill the task that logged, such as the one acting on signals.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .log_internal_errors(false)
         .with_writer(std::io::stderr)
         .with_target(false)
         .with_ansi(false);
@@ -133,5 +169,14 @@ mod tests {
         assert!(is_quiet_crate("reqwest::connect::verbose"));
         assert!(!is_quiet_crate("fkq_credd::server"));
         assert!(!is_quiet_crate("hyperloop"));
+    }
+
+    #[test]
+    fn the_arguments_a_client_passes_are_the_ones_parsed() {
+        use fkq_cred_proto::startup::{AUTOSTART_ARG, READY_FD_ARG};
+        let args = ["fkq-credd", READY_FD_ARG, "7", AUTOSTART_ARG];
+        let args = Args::try_parse_from(args).unwrap();
+        assert_eq!(args.ready_fd, Some(7));
+        assert!(args.autostart);
     }
 }

@@ -7,10 +7,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use fkq_cred_proto::frame::{self, MAX_REQUEST_LEN};
-use fkq_cred_proto::handshake::{self, Hello, HELLO_LEN};
-use fkq_cred_proto::location::{
-    ensure_private_dir, LocationError, SocketLocation,
+use fkq_cred_proto::handshake::{
+    self, client_flags, daemon_flags, Hello, HELLO_LEN,
 };
+use fkq_cred_proto::location::{LocationError, SocketLocation};
+use fkq_cred_proto::lock::{LockError, StartLock};
 use fkq_cred_proto::{
     codec, ErrorKind, Request, Response, WireError, PROTOCOL_VERSION,
 };
@@ -76,6 +77,9 @@ pub enum BindError {
     /// The location is unusable.
     #[error(transparent)]
     Location(#[from] LocationError),
+    /// The start lock could not be taken.
+    #[error(transparent)]
+    Lock(#[from] LockError),
     /// A live daemon already answers there.
     #[error("another fkq-credd is already running on {0:?}; stop it with `fkq-cred daemon stop`")]
     AlreadyRunning(PathBuf),
@@ -93,14 +97,39 @@ pub enum BindError {
 }
 
 /// Binds the socket at `location`: private directory first, a stale socket
-/// from a dead daemon replaced, a live one or a non-socket left alone.
+/// from a dead daemon replaced, a live one or a non-socket left alone. The
+/// start lock is held meanwhile, so two daemons started at once cannot
+/// both take a stale socket for their own.
 pub fn bind(location: &SocketLocation) -> Result<Listener, BindError> {
+    location.ensure_dir()?;
+    let _lock = StartLock::acquire(location)?;
+    bind_in_place(location)
+}
+
+/// [`bind`] for a daemon whose starter holds the start lock for it (a
+/// client that auto-starts it and waits for its readiness report).
+pub fn bind_held(location: &SocketLocation) -> Result<Listener, BindError> {
+    location.ensure_dir()?;
+    bind_in_place(location)
+}
+
+/// Wraps the listening socket systemd passed. The daemon never removes
+/// that socket: it belongs to the socket unit, which keeps listening while
+/// the daemon restarts.
+#[cfg(unix)]
+pub fn adopt(
+    fd: std::os::fd::OwnedFd,
+    path: &Path,
+) -> Result<Listener, BindError> {
+    use interprocess::os::unix::uds_local_socket::tokio::Listener as Uds;
+    Uds::try_from(fd)
+        .map(Listener::from)
+        .map_err(|source| BindError::Io { path: path.into(), source })
+}
+
+fn bind_in_place(location: &SocketLocation) -> Result<Listener, BindError> {
     let path = &location.path;
     let io_error = |source| BindError::Io { path: path.clone(), source };
-    match &location.private_dir {
-        Some(dir) => ensure_private_dir(dir)?,
-        None => create_parent(path).map_err(io_error)?,
-    }
     clear_stale(path)?;
     // The socket file is created by bind with the mode the umask leaves,
     // and only then narrowed to 0600: with 077 in force there is no moment
@@ -122,20 +151,6 @@ pub fn bind(location: &SocketLocation) -> Result<Listener, BindError> {
             .map_err(io_error)?;
     }
     Ok(listener)
-}
-
-fn create_parent(path: &Path) -> io::Result<()> {
-    let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty())
-    else {
-        return Ok(());
-    };
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::DirBuilderExt;
-        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(parent)
-    }
-    #[cfg(not(unix))]
-    std::fs::create_dir_all(parent)
 }
 
 #[cfg(unix)]
@@ -168,6 +183,21 @@ fn clear_stale(_path: &Path) -> Result<(), BindError> {
 /// Accepts connections until shutdown is requested, then waits up to
 /// [`SHUTDOWN_GRACE`] for the connections in flight.
 pub async fn serve(listener: Listener, service: Arc<Service>, limits: Limits) {
+    serve_at(listener, service, limits, None).await;
+}
+
+/// [`serve`] for a listener bound at `unlink`, whose name this daemon
+/// removes itself at shutdown, *before* it stops listening (bind it with
+/// name reclamation off). Removing it after, as dropping a reclaiming
+/// listener does, leaves a moment in which a client finds a refusing
+/// socket, starts a successor that binds anew, and then loses that
+/// successor's socket to the late removal.
+pub async fn serve_at(
+    listener: Listener,
+    service: Arc<Service>,
+    limits: Limits,
+    unlink: Option<&Path>,
+) {
     let mut shutdown = service.shutdown_signal();
     let max_connections = limits.max_connections.max(1);
     let slots = Arc::new(Semaphore::new(max_connections));
@@ -201,6 +231,11 @@ pub async fn serve(listener: Listener, service: Arc<Service>, limits: Limits) {
             }
             drop(permit);
         });
+    }
+    if let Some(path) = unlink {
+        if let Err(e) = std::fs::remove_file(path) {
+            tracing::warn!(path = %path.display(), error = %e, "cannot remove the socket");
+        }
     }
     drop(listener);
     let all = u32::try_from(max_connections).unwrap_or(u32::MAX);
@@ -261,25 +296,41 @@ pub enum ConnectionError {
 
 /// Serves one connection: greeting, then requests until the peer closes,
 /// goes idle, or the daemon shuts down.
-pub async fn serve_connection<S: AsyncRead + AsyncWrite + Unpin>(
+pub async fn serve_connection<S>(
     stream: S,
     service: &Service,
     busy: bool,
     mut shutdown: watch::Receiver<bool>,
     limits: &Limits,
-) -> Result<(), ConnectionError> {
+) -> Result<(), ConnectionError>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let mut stream = BufReader::new(stream);
     let mut hello = [0u8; HELLO_LEN];
     within(limits.frame_timeout, stream.read_exact(&mut hello)).await?;
     let Hello::Version(version) = handshake::decode_hello(&hello) else {
         return Err(ConnectionError::Foreign);
     };
-    write(&mut stream, &handshake::hello()).await?;
+    let stop = version != PROTOCOL_VERSION
+        && must_stop_for(service, version, handshake::hello_flags(&hello));
+    let mut flags = service.origin().greeting_flags();
+    if stop {
+        flags |= daemon_flags::STOPPING;
+    }
+    write(&mut stream, &handshake::hello_with_flags(flags)).await?;
     if version != PROTOCOL_VERSION {
         tracing::info!(
             client_version = version,
+            stopping = stop,
             "client speaks another protocol version"
         );
+        if stop {
+            // The client reads until this connection closes, which happens
+            // only once the socket is gone: then it starts its successor.
+            service.keep_until_exit(Box::new(stream));
+            service.request_shutdown();
+        }
         return Ok(());
     }
     if busy {
@@ -338,6 +389,21 @@ pub async fn serve_connection<S: AsyncRead + AsyncWrite + Unpin>(
         };
         send(&mut stream, &response).await?;
     }
+}
+
+/// Whether a client of protocol `version` that greeted with `flags` may
+/// stop this daemon: anyone who asks explicitly (`fkq-cred daemon stop`,
+/// whose `Shutdown` frame we could not read), and a newer client replacing
+/// a daemon that a client started. An older client never replaces a newer
+/// daemon, so two releases installed side by side cannot take turns
+/// killing each other's daemon.
+fn must_stop_for(service: &Service, version: u16, flags: u8) -> bool {
+    if flags & client_flags::STOP_IF_OTHER_VERSION != 0 {
+        return true;
+    }
+    flags & client_flags::REPLACE_IF_OLDER != 0
+        && version > PROTOCOL_VERSION
+        && service.origin().is_replaceable()
 }
 
 async fn within<T>(

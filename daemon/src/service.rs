@@ -1,17 +1,21 @@
 //! The daemon's state above the sessions: the configuration, one session
 //! per profile, and the dispatch of requests to them.
 
+use std::any::Any;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::{Arc, RwLock};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use fkq_cred_proto::{ErrorKind, ProfileInfo, Request, Response, WireError};
 use tokio::sync::watch;
+use tokio::time::Instant;
 
 use crate::auth;
 use crate::clock::Clock;
 use crate::config::{self, Config};
+use crate::origin::Origin;
 use crate::session::SessionHandle;
 
 /// Everything a connection needs to answer requests.
@@ -22,6 +26,18 @@ pub struct Service {
     shutdown_tx: watch::Sender<bool>,
     /// `lock_memory` as it was at start, the only time it is applied.
     memory_locked: bool,
+    origin: Origin,
+    /// When the service started; `last_use_ms` counts from here.
+    started: Instant,
+    /// When the last request that counts as use arrived, in milliseconds
+    /// since `started`: an atomic, so that a burst of `get`s shares no
+    /// lock for it.
+    last_use_ms: AtomicU64,
+    /// The configured `idle_exit`, updated on reload.
+    idle_exit_tx: watch::Sender<Option<Duration>>,
+    /// Connections of clients waiting for this daemon to be gone; closed
+    /// when it is.
+    farewells: Mutex<Vec<Box<dyn Any + Send>>>,
 }
 
 struct State {
@@ -36,15 +52,68 @@ impl Service {
         config_path: Option<PathBuf>,
         clock: Arc<dyn Clock>,
     ) -> Arc<Self> {
+        Self::with_origin(config, config_path, clock, Origin::Manual)
+    }
+
+    /// Like [`Service::new`], for a daemon started by `origin`.
+    pub fn with_origin(
+        config: Config,
+        config_path: Option<PathBuf>,
+        clock: Arc<dyn Clock>,
+        origin: Origin,
+    ) -> Arc<Self> {
         let sessions = spawn_sessions(&config, &BTreeMap::new(), &clock);
         let (shutdown_tx, _) = watch::channel(false);
+        let (idle_exit_tx, _) = watch::channel(config.idle_exit);
         Arc::new(Self {
             memory_locked: config.lock_memory,
             config_path,
             state: RwLock::new(State { config: Arc::new(config), sessions }),
             clock,
             shutdown_tx,
+            origin,
+            started: Instant::now(),
+            last_use_ms: AtomicU64::new(0),
+            idle_exit_tx,
+            farewells: Mutex::new(Vec::new()),
         })
+    }
+
+    /// Who started this daemon.
+    pub fn origin(&self) -> Origin {
+        self.origin
+    }
+
+    /// The configured `idle_exit`, as a receiver that sees reloads.
+    pub fn idle_exit(&self) -> watch::Receiver<Option<Duration>> {
+        self.idle_exit_tx.subscribe()
+    }
+
+    /// How long since the last request that counts as use.
+    pub fn idle_for(&self) -> Duration {
+        let last = self.last_use_ms.load(Ordering::Relaxed);
+        self.started.elapsed().saturating_sub(Duration::from_millis(last))
+    }
+
+    fn note_use(&self) {
+        let now = u64::try_from(self.started.elapsed().as_millis())
+            .unwrap_or(u64::MAX);
+        self.last_use_ms.fetch_max(now, Ordering::Relaxed);
+    }
+
+    /// Keeps `connection` open until [`Service::release_farewells`]: its
+    /// client waits for the close to learn that this daemon is gone.
+    pub fn keep_until_exit(&self, connection: Box<dyn Any + Send>) {
+        self.farewells
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(connection);
+    }
+
+    /// Closes the connections kept by [`Service::keep_until_exit`]. Call it
+    /// once the socket is gone.
+    pub fn release_farewells(&self) {
+        self.farewells.lock().unwrap_or_else(|e| e.into_inner()).clear();
     }
 
     /// A receiver that turns true when a shutdown is requested.
@@ -59,6 +128,11 @@ impl Service {
 
     /// Answers one request.
     pub async fn handle(&self, request: Request) -> Response {
+        // Looking at the daemon is not using it: `daemon status` or a
+        // monitoring loop must not keep an idle daemon alive.
+        if !matches!(request, Request::Ping | Request::Status { .. }) {
+            self.note_use();
+        }
         let result = match request {
             Request::Ping => Ok(Response::Pong {
                 version: env!("CARGO_PKG_VERSION").into(),
@@ -194,18 +268,30 @@ impl Service {
             );
         }
         state.sessions = spawn_sessions(&config, &state.sessions, &self.clock);
+        self.idle_exit_tx.send_replace(config.idle_exit);
         state.config = Arc::new(config);
         tracing::info!(
             profiles = state.sessions.len(),
             "configuration reloaded"
         );
+        #[cfg(unix)]
+        crate::systemd::notify_status(&format!(
+            "serving {} profiles (configuration reloaded)",
+            state.sessions.len()
+        ));
         Ok(())
     }
 
-    /// Forgets every token and remembered password, in every profile.
+    /// The number of configured profiles.
+    pub fn profile_count(&self) -> usize {
+        self.state.read().unwrap_or_else(|e| e.into_inner()).sessions.len()
+    }
+
+    /// Forgets every token and remembered password, in every profile. A
+    /// profile with a `password_command` logs in again on its next `get`.
     pub async fn forget_all(&self) {
         for session in self.sessions() {
-            let _ = session.logout().await;
+            let _ = session.forget().await;
         }
     }
 }

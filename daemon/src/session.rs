@@ -47,6 +47,9 @@ pub(crate) enum Command {
     Logout { reply: oneshot::Sender<()> },
     /// Report the state.
     Status { reply: oneshot::Sender<ProfileStatus> },
+    /// Forget the tokens and any remembered password, but unlike `Logout`
+    /// let a `password_command` log in again on the next `get`.
+    Forget { reply: oneshot::Sender<()> },
 }
 
 /// What a successful login reports.
@@ -186,6 +189,12 @@ impl SessionHandle {
     /// Forgets the tokens and any remembered password.
     pub async fn logout(&self) -> Result<(), WireError> {
         self.ask(|reply| Command::Logout { reply }).await
+    }
+
+    /// Forgets the tokens and any remembered password (SIGUSR1); the next
+    /// `get` logs in again only through a `password_command`.
+    pub async fn forget(&self) -> Result<(), WireError> {
+        self.ask(|reply| Command::Forget { reply }).await
     }
 
     /// The session's state.

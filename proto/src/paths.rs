@@ -1,5 +1,7 @@
 //! Where the config file lives. The daemon reads it and `fkq-cred
 //! configure` writes it, so both call [`config_path`] and cannot disagree.
+//! Likewise the log of a daemon a client started: the daemon writes it,
+//! and the client names it when that daemon does not come up.
 
 use std::env;
 use std::path::{Path, PathBuf};
@@ -17,6 +19,19 @@ pub const CONFIG_NAME: &str = "config.toml";
 pub fn default_config_path() -> Option<PathBuf> {
     directories::ProjectDirs::from("", "", "fkq-cred")
         .map(|d| d.config_dir().join(CONFIG_NAME))
+}
+
+/// The log file's name inside the state directory.
+pub const DAEMON_LOG_NAME: &str = "fkq-credd.log";
+
+/// The log of a daemon started by `fkq-cred`:
+/// `$XDG_STATE_HOME/fkq-cred/fkq-credd.log` (`~/.local/state/...`) on
+/// Linux, the local data directory elsewhere. `None` when no home
+/// directory can be found.
+pub fn daemon_log_path() -> Option<PathBuf> {
+    let dirs = directories::ProjectDirs::from("", "", "fkq-cred")?;
+    let dir = dirs.state_dir().unwrap_or_else(|| dirs.data_local_dir());
+    Some(dir.join(DAEMON_LOG_NAME))
 }
 
 /// The config file to use: `explicit` (a `--config` argument), else

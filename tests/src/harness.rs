@@ -41,8 +41,16 @@ const SCRUBBED_ENV: &[&str] = &[
     "XDG_CACHE_HOME",
     "LISTEN_FDS",
     "LISTEN_PID",
+    "LISTEN_FDNAMES",
     "NOTIFY_SOCKET",
+    "JOURNAL_STREAM",
+    "FKQ_CRED_NO_AUTOSTART",
 ];
+
+/// Turns auto-start off for every command a sandbox runs, so no test
+/// leaves a detached daemon behind by accident; tests of auto-start use
+/// [`Sandbox::autostart_cli`], which allows it.
+const NO_AUTOSTART: (&str, &str) = ("FKQ_CRED_NO_AUTOSTART", "1");
 
 /// Finds a binary of this workspace next to the running test executable.
 pub fn binary(name: &str) -> PathBuf {
@@ -158,8 +166,30 @@ impl Sandbox {
             .env("XDG_STATE_HOME", p.join("state"))
             .env("TMPDIR", p.join("tmp"))
             .env("NO_COLOR", "1")
+            .env(NO_AUTOSTART.0, NO_AUTOSTART.1)
             .stdin(Stdio::null());
         command
+    }
+
+    /// A `fkq-cred` command that may auto-start the daemon.
+    pub fn autostart_command(&self) -> Command {
+        self.allow_autostart(self.command("fkq-cred"))
+    }
+
+    /// Lets `command` and its children auto-start the daemon.
+    pub fn allow_autostart(&self, mut command: Command) -> Command {
+        command.env_remove(NO_AUTOSTART.0);
+        command
+    }
+
+    /// Runs `fkq-cred ARGS`, allowed to auto-start the daemon.
+    pub fn autostart_cli(&self, args: &[&str]) -> Output {
+        self.autostart_command().args(args).output().expect("run fkq-cred")
+    }
+
+    /// The log file of daemons that `fkq-cred` starts.
+    pub fn daemon_log_file(&self) -> PathBuf {
+        self.path().join("state/fkq-cred/fkq-credd.log")
     }
 
     /// Runs `fkq-cred ARGS` with stdin closed and returns its output.

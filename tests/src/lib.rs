@@ -13,7 +13,10 @@
 //! - [`other_user`] runs binaries as another uid, for the access tests.
 //! - [`stub_auth`] is a scripted auth server that keeps every token it
 //!   issues, for the test that searches for leaked secrets.
+//! - [`daemons`] watches and cleans up the daemons `fkq-cred` auto-starts.
 
+#[cfg(target_os = "linux")]
+pub mod daemons;
 pub mod emulator;
 pub mod harness;
 pub mod hostile;
