@@ -59,6 +59,11 @@ struct Args {
     )]
     refresh_lifetime: u64,
 
+    /// Each refresh returns a new refresh token and invalidates the old one
+    /// (single use); `POST _emulator/settings` can change it later.
+    #[arg(long)]
+    rotate_refresh_tokens: bool,
+
     /// Log one line per request (method, path, status) to stderr.
     #[arg(long, short)]
     verbose: bool,
@@ -89,6 +94,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         plain_http: args.plain_http,
         auth_port: args.auth_port,
         api_port: args.api_port,
+        rotate_refresh_tokens: args.rotate_refresh_tokens,
         ..EmulatorConfig::default()
     };
     if !args.users.is_empty() {

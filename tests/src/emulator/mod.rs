@@ -6,9 +6,14 @@
 //! - [`process::EmulatorProcess`] runs the `formkiq-emulator` binary.
 //! - [`http_client`] is a small blocking HTTPS client for tests.
 //! - [`Counters`] say how often each endpoint was asked and answered.
+//! - [`Fault`]s make an endpoint fail, stall, drop the connection or send
+//!   odd replies on purpose; [`Settings`] flip behaviour at run time.
 
 mod clock;
+mod control;
 mod counters;
+mod faults;
+mod handlers;
 pub mod http_client;
 pub mod process;
 mod routes;
@@ -36,11 +41,15 @@ use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 
 pub use clock::{Clock, ManualClock};
-pub use counters::Counters;
+pub use control::{Settings, SETTINGS_PATH};
+pub use counters::{Counters, Endpoint};
+pub use faults::{Fault, FAULTS_PATH};
 pub use tls::{client_config_trusting, CA_FILE_NAME};
 pub use tokens::{AccessClaims, IdClaims, TokenError};
 
+use control::LiveSettings;
 use counters::CounterSet;
+use faults::FaultQueue;
 use routes::{AppState, Role};
 use tokens::TokenIssuer;
 
@@ -125,6 +134,9 @@ pub struct EmulatorConfig {
     pub api_port: u16,
     /// The clock tokens are dated and checked with.
     pub clock: Clock,
+    /// Each refresh returns a new refresh token and invalidates the old
+    /// one; [`Emulator::set_rotate_refresh_tokens`] changes it later.
+    pub rotate_refresh_tokens: bool,
 }
 
 impl Default for EmulatorConfig {
@@ -138,6 +150,7 @@ impl Default for EmulatorConfig {
             auth_port: 0,
             api_port: 0,
             clock: Clock::system(),
+            rotate_refresh_tokens: false,
         }
     }
 }
@@ -212,6 +225,7 @@ async fn start_in(
         (Some(TlsAcceptor::from(authority.server_config()?)), Some(ca_file))
     };
 
+    let rotate_refresh_tokens = config.rotate_refresh_tokens;
     let tokens = TokenIssuer::new(
         auth_url.clone(),
         config.token_lifetime,
@@ -223,8 +237,14 @@ async fn start_in(
         .into_iter()
         .map(|user| (user.name, user.password))
         .collect();
-    let state =
-        Arc::new(AppState { users, tokens, counters: CounterSet::default() });
+    let settings = Settings { rotate_refresh_tokens };
+    let state = Arc::new(AppState {
+        users,
+        tokens,
+        counters: CounterSet::default(),
+        faults: FaultQueue::default(),
+        settings: LiveSettings::new(settings),
+    });
 
     let servers = vec![
         server::spawn(auth, tls.clone(), Arc::clone(&state), Role::Auth),
@@ -273,6 +293,29 @@ impl Emulator {
     /// Sets every counter back to zero.
     pub fn reset_counters(&self) {
         self.state.counters.reset();
+    }
+
+    /// Queues `fault` behind any pending ones, as `POST _emulator/faults`
+    /// does; an impossible fault is refused with the reason.
+    pub fn add_fault(&self, fault: Fault) -> anyhow::Result<()> {
+        fault.check().map_err(anyhow::Error::msg)?;
+        self.state.faults.push(fault);
+        Ok(())
+    }
+
+    /// Drops every pending fault.
+    pub fn clear_faults(&self) {
+        self.state.faults.clear();
+    }
+
+    /// The runtime settings as they are now.
+    pub fn settings(&self) -> Settings {
+        self.state.settings.snapshot()
+    }
+
+    /// Turns refresh token rotation on or off from the next refresh on.
+    pub fn set_rotate_refresh_tokens(&self, rotate: bool) {
+        self.state.settings.set_rotate_refresh_tokens(rotate);
     }
 
     /// Stops both servers and waits until their tasks have ended. Requests

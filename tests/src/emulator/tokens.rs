@@ -184,8 +184,7 @@ impl TokenIssuer {
         let now = self.clock.now_unix();
         let pair = self.issue_pair(username, now, now)?;
 
-        let refresh_bytes: [u8; REFRESH_TOKEN_BYTES] = random_array(&self.rng)?;
-        let refresh = URL_SAFE_NO_PAD.encode(refresh_bytes);
+        let refresh = self.new_refresh_token()?;
         let grant = RefreshGrant {
             username: username.to_owned(),
             auth_time: now,
@@ -200,22 +199,42 @@ impl TokenIssuer {
     }
 
     /// Issues a new pair for a live refresh token, or `None` if the token
-    /// is unknown or expired. The refresh token itself stays valid, as
-    /// Cognito does not rotate refresh tokens by default.
+    /// is unknown or expired. Without `rotate` the refresh token stays
+    /// valid, as Cognito does not rotate refresh tokens by default; with
+    /// it, the token is used up and a new one, valid as long as the old
+    /// one was, comes back beside the pair.
     pub(crate) fn refresh(
         &self,
         refresh_token: &str,
-    ) -> Result<Option<TokenPair>, TokenError> {
+        rotate: bool,
+    ) -> Result<Option<(TokenPair, Option<String>)>, TokenError> {
         let now = self.clock.now_unix();
-        let grant = lock(&self.grants)
+        let mut grants = lock(&self.grants);
+        let grant = grants
             .get(refresh_token)
             .filter(|grant| grant.expires_at > now)
             .cloned();
         let Some(grant) = grant else {
             return Ok(None);
         };
+        let rotated = if rotate {
+            let fresh = self.new_refresh_token()?;
+            grants.remove(refresh_token);
+            grants.insert(fresh.clone(), grant.clone());
+            Some(fresh)
+        } else {
+            None
+        };
+        drop(grants);
         // A refresh keeps the time of the password login, as Cognito does.
-        self.issue_pair(&grant.username, now, grant.auth_time).map(Some)
+        let pair = self.issue_pair(&grant.username, now, grant.auth_time)?;
+        Ok(Some((pair, rotated)))
+    }
+
+    /// A fresh opaque refresh token.
+    fn new_refresh_token(&self) -> Result<String, TokenError> {
+        let bytes: [u8; REFRESH_TOKEN_BYTES] = random_array(&self.rng)?;
+        Ok(URL_SAFE_NO_PAD.encode(bytes))
     }
 
     /// Checks that `token` is an unexpired access token of this run.

@@ -109,3 +109,37 @@ fn the_binary_is_looked_up_beside_the_test_executables_target_dir() {
     assert!(binary
         .ends_with(format!("{BINARY_NAME}{}", std::env::consts::EXE_SUFFIX)));
 }
+
+#[test]
+fn faults_and_rotation_are_set_over_http_by_the_process_helpers() {
+    let emulator = spawn(&["--rotate-refresh-tokens"]);
+    let body =
+        json!({ "username": DEFAULT_USERNAME, "password": DEFAULT_PASSWORD });
+    let login_url = format!("{}login", emulator.auth_url());
+    let login =
+        || emulator.client().post_json(&login_url, &body).expect("post");
+
+    emulator
+        .set_fault(&json!({ "endpoint": "login", "status": 429 }))
+        .expect("fault queued");
+    assert_eq!(login().status, 429);
+    assert_eq!(login().status, 429, "a fault without times stays");
+    emulator.clear_faults().expect("cleared");
+    let result = login().json().expect("JSON")["AuthenticationResult"].clone();
+    let refresh = result["RefreshToken"].as_str().expect("token").to_owned();
+    assert_eq!(emulator.counters().expect("counters").login, 3);
+
+    let refresh_url = format!("{}login/refresh", emulator.auth_url());
+    let refreshed = emulator
+        .client()
+        .post_json(&refresh_url, &json!({ "refreshToken": refresh }))
+        .expect("refresh");
+    let rotated = &refreshed.json().expect("JSON")["AuthenticationResult"];
+    assert!(rotated["RefreshToken"].as_str().is_some_and(|t| t != refresh));
+
+    let settings = emulator.set_rotate_refresh_tokens(false).expect("set");
+    assert!(!settings.rotate_refresh_tokens);
+    let refused = emulator.set_fault(&json!({ "endpoint": "nowhere" }));
+    let message = format!("{:#}", refused.expect_err("an unknown endpoint"));
+    assert!(message.contains("400"), "{message}");
+}
