@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Parser;
-use fkq_cred_tests::emulator::{self, EmulatorConfig, User};
+use fkq_cred_tests::emulator::{self, EmulatorConfig, User, Variant};
 
 /// The log filter of `--verbose`: this crate's request lines and refusal
 /// causes, without the libraries' chatter.
@@ -64,6 +64,22 @@ struct Args {
     #[arg(long)]
     rotate_refresh_tokens: bool,
 
+    /// The kind of deployment to play: aws (Cognito-shaped JWTs with
+    /// ExpiresIn), self-hosted (an API key, no expiry, empty refresh
+    /// token) or keycloak (JWTs with only exp and iat, no ExpiresIn).
+    #[arg(long, value_name = "KIND", default_value = "aws")]
+    variant: Variant,
+
+    /// A user (one of --user) created by an administrator: the login
+    /// answers NEW_PASSWORD_REQUIRED until a new password is set through
+    /// /respondToAuthChallenge. Repeatable.
+    #[arg(long = "force-change-password", value_name = "NAME")]
+    force_change_password: Vec<String>,
+
+    /// Answer /login/refresh with 404, like older stacks without it.
+    #[arg(long)]
+    no_refresh_endpoint: bool,
+
     /// Log one line per request (method, path, status) to stderr.
     #[arg(long, short)]
     verbose: bool,
@@ -95,6 +111,9 @@ fn run(args: Args) -> anyhow::Result<()> {
         auth_port: args.auth_port,
         api_port: args.api_port,
         rotate_refresh_tokens: args.rotate_refresh_tokens,
+        variant: args.variant,
+        force_change_password: args.force_change_password,
+        no_refresh_endpoint: args.no_refresh_endpoint,
         ..EmulatorConfig::default()
     };
     if !args.users.is_empty() {
