@@ -139,20 +139,25 @@ fn login(ctx: &Context, args: &LoginArgs) -> Result<(), CliError> {
         password: password.clone(),
         new_password,
     };
-    let mut response = conn.request(&request(new_password.clone()))?;
+    let sent_new_password = new_password.is_some();
+    let mut response = conn.request(&request(new_password))?;
     if let Response::Error(WireError {
         kind: ErrorKind::ChallengeRequired,
         message,
     }) = &response
     {
+        // A refused or expired new password comes with the same kind;
+        // only a first challenge is answered by asking for one.
+        if sent_new_password {
+            return Err(CliError::new(exit::NEW_PASSWORD_REQUIRED, message));
+        }
         if args.password_stdin || !io::stdin().is_terminal() {
-            let hint = "pipe the new password as a second line with --new-password-stdin, or run `fkq-cred login` on a terminal";
             return Err(CliError::new(
                 exit::NEW_PASSWORD_REQUIRED,
-                format!("{message}. To set it: {hint}"),
+                format!("{message}; run `fkq-cred login` on a terminal to choose one, or give it as a second line on stdin with `fkq-cred login --password-stdin --new-password-stdin`"),
             ));
         }
-        note(false, "The server requires a new password for this user before it issues tokens.");
+        note(false, &format!("{message}. Choose a new password now; the server checks it against its password policy."));
         let first = prompt("New password: ")?;
         let second = prompt("Repeat new password: ")?;
         if first != second {
@@ -273,7 +278,13 @@ fn status_text(s: &ProfileStatus) -> String {
         s.username.as_deref().unwrap_or("-"),
         s.state.as_str()
     );
-    text.push_str(&format!("access token: expires {}\n", time(s.expires_at)));
+    text.push_str(&format!(
+        "access token: expires {} (what `get` and `header` print)\n",
+        time(s.expires_at)
+    ));
+    text.push_str(
+        "id token:     only with `get --id-token`; the FormKiQ API refuses it\n",
+    );
     text.push_str(&format!("next refresh: {}\n", time(s.refresh_at)));
     text.push_str(&format!("last refresh: {}\n", time(s.last_refresh)));
     text.push_str(&format!(

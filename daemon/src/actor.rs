@@ -244,9 +244,8 @@ impl Actor {
             return Err(reason.clone());
         }
         let tokens = self.shared.get();
-        let can_refresh =
-            tokens.as_ref().is_some_and(|t| !t.refresh.is_empty())
-                && !self.refresh_missing;
+        let can_refresh = tokens.as_ref().is_some_and(|t| t.can_refresh())
+            && !self.refresh_missing;
         if can_refresh {
             self.start(OpKind::Refresh, None, None);
             return Ok(());
@@ -475,13 +474,7 @@ impl Actor {
                     message,
                 ));
             }
-            (
-                OpKind::AutoLogin,
-                OpError::Auth(
-                    e @ (AuthError::Rejected { .. }
-                    | AuthError::ChallengeRequired { .. }),
-                ),
-            ) => {
+            (OpKind::AutoLogin, OpError::Auth(e)) if e.needs_user() => {
                 self.auto_login_blocked = true;
                 self.remembered = None;
                 let message = format!(
@@ -582,15 +575,11 @@ async fn login(
     new_password: Option<&Secret>,
 ) -> Result<TokenSet, OpError> {
     match (client.login(username, password).await, new_password) {
-        (
-            Err(AuthError::ChallengeRequired { name, session, .. }),
-            Some(new_password),
-        ) => {
+        (Err(AuthError::ChallengeRequired { session, .. }), Some(new)) => {
             client
-                .set_new_password(username, &name, &session, new_password)
+                .answer_new_password(username, &session, new)
                 .await
-                .map_err(OpError::Auth)?;
-            client.login(username, new_password).await.map_err(OpError::Auth)
+                .map_err(OpError::Auth)
         }
         (result, _) => result.map_err(OpError::Auth),
     }

@@ -76,6 +76,16 @@ struct Args {
     #[arg(long = "force-change-password", value_name = "NAME")]
     force_change_password: Vec<String>,
 
+    /// Run the emulator's clock this many seconds ahead of the system's
+    /// (behind when negative), as a server whose clock is off.
+    #[arg(
+        long,
+        value_name = "SECS",
+        default_value_t = 0,
+        allow_hyphen_values = true
+    )]
+    clock_offset: i64,
+
     /// Answer /login/refresh with 404, like older stacks without it.
     #[arg(long)]
     no_refresh_endpoint: bool,
@@ -114,6 +124,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         variant: args.variant,
         force_change_password: args.force_change_password,
         no_refresh_endpoint: args.no_refresh_endpoint,
+        clock: emulator::Clock::system_offset(args.clock_offset),
         ..EmulatorConfig::default()
     };
     if !args.users.is_empty() {
