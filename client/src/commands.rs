@@ -119,13 +119,16 @@ fn header(ctx: &Context, args: &TokenArgs) -> Result<(), CliError> {
 
 fn login(ctx: &Context, args: &LoginArgs) -> Result<(), CliError> {
     let mut conn = ctx.connect()?;
-    let status = match conn
-        .request(&Request::Status { profile: ctx.profile.clone() })?
-    {
-        Response::Status(mut list) if !list.is_empty() => list.remove(0),
-        Response::Error(e) => return Err(e.into()),
-        other => return Err(unexpected(&other)),
+    let profile = match &ctx.profile {
+        Some(name) => name.clone(),
+        None => default_profile(&mut conn)?,
     };
+    let status =
+        match conn.request(&Request::Status { profile: Some(profile) })? {
+            Response::Status(mut list) if !list.is_empty() => list.remove(0),
+            Response::Error(e) => return Err(e.into()),
+            other => return Err(unexpected(&other)),
+        };
     let username = args.username.clone().or_else(|| status.username.clone());
     let (password, new_password) = if args.password_stdin {
         read_passwords_from_stdin(args.new_password_stdin)?
@@ -177,6 +180,29 @@ fn login(ctx: &Context, args: &LoginArgs) -> Result<(), CliError> {
         Response::Error(e) => Err(e.into()),
         other => Err(unexpected(&other)),
     }
+}
+
+/// The daemon's default profile, before a password is asked for: a login
+/// must not prompt for a profile that turns out not to exist.
+fn default_profile(conn: &mut Connection) -> Result<String, CliError> {
+    let list = match conn.request(&Request::Profiles)? {
+        Response::Profiles(list) => list,
+        Response::Error(e) => return Err(e.into()),
+        other => return Err(unexpected(&other)),
+    };
+    if let Some(default) = list.iter().find(|p| p.is_default) {
+        return Ok(default.name.clone());
+    }
+    let message = if list.is_empty() {
+        "no profiles are configured: create config.toml with a [profiles.NAME] table (see the README), or set FKQ_AUTH_URL, FKQ_API_URL and FKQ_USERNAME before the daemon starts".to_owned()
+    } else {
+        let names: Vec<&str> = list.iter().map(|p| p.name.as_str()).collect();
+        format!(
+            "several profiles ({}) and no default_profile; pass --profile NAME",
+            names.join(", ")
+        )
+    };
+    Err(CliError::new(exit::CONFIG, message))
 }
 
 fn read_passwords_from_stdin(

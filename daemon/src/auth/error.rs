@@ -99,15 +99,17 @@ pub enum AuthError {
     },
     /// `/login` is not there: the API URL was likely used as the auth URL.
     #[error(
-        "{url} answered {status}: this looks like the API URL; the auth URL \
-         is the stack output CognitoApiEndpoint or UserAuthApiUrl (auth_url \
-         in the profile), not HttpApiUrl"
+        "{url} answered {status}: this looks like the API URL; auth_url must \
+         be the stack output UserAuthApiUrl (or CognitoApiEndpoint), while \
+         api_url ({api_url}) is HttpApiUrl"
     )]
     LoginNotFound {
         /// The login URL.
         url: Url,
         /// 404, or 403 as API Gateway answers unknown routes.
         status: StatusCode,
+        /// The profile's API URL, for comparison.
+        api_url: Url,
     },
     /// The deployment has no `/login/refresh` (older stacks).
     #[error(

@@ -22,6 +22,7 @@ pub const NEW_PASSWORD_REQUIRED: &str = "NEW_PASSWORD_REQUIRED";
 /// Talks to one deployment's auth endpoint.
 pub struct Formkiq {
     auth_url: Url,
+    api_url: Url,
     default_lifetime: Duration,
 }
 
@@ -112,9 +113,18 @@ pub fn challenge_error(
 }
 
 impl Formkiq {
-    /// The provider for a profile's `auth_url`.
-    pub fn new(auth_url: Url, default_lifetime: Duration) -> Self {
-        Self { auth_url, default_lifetime }
+    /// The provider for a profile's `auth_url`; `api_url` is named in the
+    /// message when the two look swapped.
+    pub fn new(
+        auth_url: Url,
+        api_url: Url,
+        default_lifetime: Duration,
+    ) -> Self {
+        Self { auth_url, api_url, default_lifetime }
+    }
+
+    fn not_found(&self, url: Url, status: StatusCode) -> AuthError {
+        AuthError::LoginNotFound { url, status, api_url: self.api_url.clone() }
     }
 
     /// `POST {auth}/login`.
@@ -132,7 +142,7 @@ impl Formkiq {
         match status.as_u16() {
             200..=299 => {}
             400 | 401 => return Err(login_refusal(url, status, &body)),
-            403 | 404 => return Err(AuthError::LoginNotFound { url, status }),
+            403 | 404 => return Err(self.not_found(url, status)),
             _ => return Err(status_error(url, status)),
         }
         let reply: LoginReply = parse_json(&url, status, &body)?;
@@ -208,7 +218,7 @@ impl Formkiq {
         match status.as_u16() {
             200..=299 => {}
             400 | 401 => return Err(challenge_refusal(url, status, &body)),
-            403 | 404 => return Err(AuthError::LoginNotFound { url, status }),
+            403 | 404 => return Err(self.not_found(url, status)),
             _ => return Err(status_error(url, status)),
         }
         self.login(http, username, new_password).await

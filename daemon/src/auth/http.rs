@@ -140,8 +140,15 @@ impl Http {
         {
             return AuthError::Dns { url };
         }
-        if chain.contains("UnknownIssuer") || chain.contains("unknown issuer") {
-            return AuthError::UnknownIssuer { url };
+        if let Some(tls) =
+            rustls_error(error as &(dyn std::error::Error + 'static))
+        {
+            return match tls {
+                rustls::Error::InvalidCertificate(
+                    rustls::CertificateError::UnknownIssuer,
+                ) => AuthError::UnknownIssuer { url },
+                other => AuthError::Tls { url, detail: other.to_string() },
+            };
         }
         let is_cut_off = matches!(
             io_error_kind(error),
@@ -215,6 +222,24 @@ fn last_cause(error: &dyn std::error::Error) -> String {
         source = e.source();
     }
     last
+}
+
+/// The TLS library's error in the chain, if TLS failed. An `io::Error`
+/// hides what it wraps from `source()` (and may wrap another `io::Error`),
+/// so what it wraps is looked into as well.
+fn rustls_error<'a>(
+    error: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a rustls::Error> {
+    if let Some(tls) = error.downcast_ref::<rustls::Error>() {
+        return Some(tls);
+    }
+    let wrapped = error
+        .downcast_ref::<std::io::Error>()
+        .and_then(|io| io.get_ref())
+        .map(|inner| inner as &(dyn std::error::Error + 'static));
+    wrapped
+        .and_then(rustls_error)
+        .or_else(|| error.source().and_then(rustls_error))
 }
 
 fn io_error_kind(error: &dyn std::error::Error) -> Option<std::io::ErrorKind> {

@@ -95,9 +95,11 @@ impl AuthClient {
         let http = Http::new(profile)?;
         let lifetime = profile.default_lifetime;
         let login = match &profile.provider {
-            Provider::Formkiq => {
-                Login::Formkiq(Formkiq::new(profile.auth_url.clone(), lifetime))
-            }
+            Provider::Formkiq => Login::Formkiq(Formkiq::new(
+                profile.auth_url.clone(),
+                profile.api_url.clone(),
+                lifetime,
+            )),
             Provider::Cognito { client_id, .. } => {
                 Login::Cognito(Cognito::new(
                     profile.auth_url.clone(),
