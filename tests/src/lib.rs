@@ -6,6 +6,9 @@
 //!   over HTTPS on loopback, in-process or as the `formkiq-emulator` binary.
 //! - [`harness`] gives each end-to-end test its own XDG directories,
 //!   socket, daemon and emulator.
+//! - [`moto`] runs moto's Cognito server, a real third-party peer for the
+//!   `provider = "cognito"` tests.
 
 pub mod emulator;
 pub mod harness;
+pub mod moto;

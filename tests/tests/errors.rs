@@ -115,6 +115,14 @@ fn rows() -> Vec<Row> {
             ..base()
         },
         Row {
+            name:
+                "401 {\"message\":\"Unauthorized\"}: an authorizer, not /login",
+            fault: login_fault(Some(401), None),
+            code: exit::BAD_SERVER_REPLY,
+            words: &["401", "this looks like the API URL", "UserAuthApiUrl"],
+            ..base()
+        },
+        Row {
             name: "403 on /login: an API Gateway REST API's unknown route",
             fault: login_fault(Some(403), None),
             code: exit::BAD_SERVER_REPLY,

@@ -19,6 +19,9 @@ use crate::tokens::{AuthResult, TokenSet};
 /// administrator created.
 pub const NEW_PASSWORD_REQUIRED: &str = "NEW_PASSWORD_REQUIRED";
 
+/// What API Gateway's JWT authorizer answers a request without a token.
+const AUTHORIZER_REFUSAL: &str = "Unauthorized";
+
 /// Talks to one deployment's auth endpoint.
 pub struct Formkiq {
     auth_url: Url,
@@ -123,6 +126,39 @@ impl Formkiq {
         Self { auth_url, api_url, default_lifetime }
     }
 
+    /// The error for a 400 or 401 reply to a login, by what its body says.
+    fn login_refusal(
+        &self,
+        url: Url,
+        status: StatusCode,
+        body: &[u8],
+    ) -> AuthError {
+        let error_body: ErrorBody = match parse_json(&url, status, body) {
+            Ok(parsed) => parsed,
+            Err(error) => return error,
+        };
+        // API Gateway's authorizer, not the login Lambda: this URL wants a
+        // token, so it is an API URL rather than the auth endpoint.
+        if status == StatusCode::UNAUTHORIZED
+            && error_body.text() == Some(AUTHORIZER_REFUSAL)
+            && error_body.error_type().is_none()
+        {
+            return self.not_found(url, status);
+        }
+        match Refusal::classify(error_body.error_type(), error_body.text()) {
+            Refusal::TooManyFailedAttempts => AuthError::LockedOut { url },
+            Refusal::PasswordResetRequired => {
+                AuthError::PasswordResetRequired { url }
+            }
+            Refusal::UserNotConfirmed => AuthError::UserNotConfirmed { url },
+            Refusal::TooManyRequests => AuthError::RateLimited { url },
+            Refusal::Internal => AuthError::ServerError { url, status },
+            // A 400 or 401 on /login means the credentials for every
+            // dialect FormKiQ documents, whatever the exact wording.
+            _ => AuthError::Rejected { url },
+        }
+    }
+
     fn not_found(&self, url: Url, status: StatusCode) -> AuthError {
         AuthError::LoginNotFound { url, status, api_url: self.api_url.clone() }
     }
@@ -141,7 +177,7 @@ impl Formkiq {
         let received_at = SystemTime::now();
         match status.as_u16() {
             200..=299 => {}
-            400 | 401 => return Err(login_refusal(url, status, &body)),
+            400 | 401 => return Err(self.login_refusal(url, status, &body)),
             403 | 404 => return Err(self.not_found(url, status)),
             _ => return Err(status_error(url, status)),
         }
@@ -222,26 +258,6 @@ impl Formkiq {
             _ => return Err(status_error(url, status)),
         }
         self.login(http, username, new_password).await
-    }
-}
-
-/// The error for a 400 or 401 reply to a login, by what its body says.
-fn login_refusal(url: Url, status: StatusCode, body: &[u8]) -> AuthError {
-    let error_body: ErrorBody = match parse_json(&url, status, body) {
-        Ok(parsed) => parsed,
-        Err(error) => return error,
-    };
-    match Refusal::classify(error_body.error_type(), error_body.text()) {
-        Refusal::TooManyFailedAttempts => AuthError::LockedOut { url },
-        Refusal::PasswordResetRequired => {
-            AuthError::PasswordResetRequired { url }
-        }
-        Refusal::UserNotConfirmed => AuthError::UserNotConfirmed { url },
-        Refusal::TooManyRequests => AuthError::RateLimited { url },
-        Refusal::Internal => AuthError::ServerError { url, status },
-        // A 400 or 401 on /login means the credentials for every dialect
-        // FormKiQ documents, whatever the exact wording.
-        _ => AuthError::Rejected { url },
     }
 }
 

@@ -86,6 +86,11 @@ struct Args {
     )]
     clock_offset: i64,
 
+    /// A JWKS file whose RSA keys /sites also accepts (RS256 tokens of
+    /// another issuer, e.g. a Cognito user pool).
+    #[arg(long, value_name = "FILE")]
+    trust_jwks: Option<PathBuf>,
+
     /// Answer /login/refresh with 404, like older stacks without it.
     #[arg(long)]
     no_refresh_endpoint: bool,
@@ -129,6 +134,11 @@ fn run(args: Args) -> anyhow::Result<()> {
     };
     if !args.users.is_empty() {
         config.users = args.users;
+    }
+    if let Some(path) = &args.trust_jwks {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("read {}", path.display()))?;
+        config.trusted_jwks = Some(text);
     }
     if let Some(dir) = args.state_dir {
         config.state_dir = dir;

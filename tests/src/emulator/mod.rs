@@ -17,6 +17,7 @@ mod counters;
 mod faults;
 mod handlers;
 pub mod http_client;
+mod jwks;
 pub mod process;
 mod routes;
 mod server;
@@ -189,6 +190,9 @@ pub struct EmulatorConfig {
     pub force_change_password: Vec<String>,
     /// Answer `/login/refresh` with 404, as older stacks do.
     pub no_refresh_endpoint: bool,
+    /// A JWKS document whose RSA keys `/sites` also trusts (RS256), as
+    /// API Gateway trusts the user pool it is configured with.
+    pub trusted_jwks: Option<String>,
 }
 
 impl Default for EmulatorConfig {
@@ -206,6 +210,7 @@ impl Default for EmulatorConfig {
             variant: Variant::Aws,
             force_change_password: Vec::new(),
             no_refresh_endpoint: false,
+            trusted_jwks: None,
         }
     }
 }
@@ -281,7 +286,7 @@ async fn start_in(
     };
 
     let rotate_refresh_tokens = config.rotate_refresh_tokens;
-    let tokens = TokenIssuer::new(
+    let mut tokens = TokenIssuer::new(
         auth_url.clone(),
         config.token_lifetime,
         config.refresh_lifetime,
@@ -291,6 +296,9 @@ async fn start_in(
             Variant::Aws | Variant::SelfHosted => ClaimStyle::Cognito,
         },
     )?;
+    if let Some(jwks) = &config.trusted_jwks {
+        tokens.trust(jwks::TrustedKeys::from_jwks(jwks)?);
+    }
     let users = Directory::new(config.users, &config.force_change_password)?;
     let settings = Settings { rotate_refresh_tokens };
     let api_key = tokens.random_token()?;

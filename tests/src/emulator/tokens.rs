@@ -13,6 +13,7 @@ use ring::rand::{SecureRandom, SystemRandom};
 use serde::{Deserialize, Serialize};
 
 use super::clock::Clock;
+use super::jwks::TrustedKeys;
 
 /// The JOSE header of every token; `kid` names the emulator so a token
 /// pasted into a JWT viewer says where it came from.
@@ -171,6 +172,7 @@ pub(crate) struct TokenIssuer {
     style: ClaimStyle,
     rng: SystemRandom,
     grants: Mutex<HashMap<String, RefreshGrant>>,
+    trusted: TrustedKeys,
 }
 
 impl TokenIssuer {
@@ -202,7 +204,14 @@ impl TokenIssuer {
             style,
             rng,
             grants: Mutex::new(HashMap::new()),
+            trusted: TrustedKeys::default(),
         })
+    }
+
+    /// Also accepts RS256 tokens that one of `keys` signed, as tokens of
+    /// the user pool the API is configured with.
+    pub(crate) fn trust(&mut self, keys: TrustedKeys) {
+        self.trusted = keys;
     }
 
     /// The access and id token lifetime, reported as `ExpiresIn`.
@@ -419,8 +428,23 @@ impl TokenIssuer {
             .decode(signature)
             .map_err(|_| TokenError::Malformed)?;
         let signing_input = &token[..header.len() + 1 + claims.len()];
-        hmac::verify(&self.key, signing_input.as_bytes(), &signature)
-            .map_err(|_| TokenError::BadSignature)?;
+        #[derive(Deserialize)]
+        struct Header {
+            alg: String,
+        }
+        let header: Header = URL_SAFE_NO_PAD
+            .decode(header)
+            .ok()
+            .and_then(|json| serde_json::from_slice(&json).ok())
+            .ok_or(TokenError::Malformed)?;
+        if header.alg == "RS256" {
+            if !self.trusted.verify(signing_input.as_bytes(), &signature) {
+                return Err(TokenError::BadSignature);
+            }
+        } else {
+            hmac::verify(&self.key, signing_input.as_bytes(), &signature)
+                .map_err(|_| TokenError::BadSignature)?;
+        }
         URL_SAFE_NO_PAD.decode(claims).map_err(|_| TokenError::Malformed)
     }
 
