@@ -55,6 +55,26 @@ fn the_new_password_from_a_second_stdin_line_is_set_and_the_login_completes() {
 }
 
 #[test]
+fn without_new_password_stdin_a_second_line_is_not_taken_as_the_new_password() {
+    let sandbox = Sandbox::new();
+    let emulator = forced(&sandbox, "");
+    let _daemon = sandbox.start_daemon();
+
+    let out = sandbox.cli_with_stdin(
+        &["login", "--password-stdin"],
+        &format!("{TEMPORARY}\n{NEW}\n"),
+    );
+    check_failure(
+        &out,
+        exit::NEW_PASSWORD_REQUIRED,
+        &["requires a new password", "--new-password-stdin"],
+        &[NEW],
+    )
+    .unwrap_or_else(|why| panic!("{why}"));
+    assert_eq!(emulator.counters().expect("counters").challenge, 0);
+}
+
+#[test]
 fn a_new_password_the_policy_refuses_is_explained_and_can_be_retried() {
     let sandbox = Sandbox::new();
     let emulator = forced(&sandbox, "");
