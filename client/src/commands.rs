@@ -171,13 +171,16 @@ fn header(ctx: &Context, args: &TokenArgs) -> Result<(), CliError> {
 
 fn login(ctx: &Context, args: &LoginArgs) -> Result<(), CliError> {
     let mut conn = ctx.connect()?;
-    let status = match conn
-        .request(&Request::Status { profile: ctx.profile.clone() })?
-    {
-        Response::Status(mut list) if !list.is_empty() => list.remove(0),
-        Response::Error(e) => return Err(e.into()),
-        other => return Err(unexpected(&other)),
+    let profile = match &ctx.profile {
+        Some(name) => name.clone(),
+        None => default_profile(&mut conn)?,
     };
+    let status =
+        match conn.request(&Request::Status { profile: Some(profile) })? {
+            Response::Status(mut list) if !list.is_empty() => list.remove(0),
+            Response::Error(e) => return Err(e.into()),
+            other => return Err(unexpected(&other)),
+        };
     let username = args.username.clone().or_else(|| status.username.clone());
     let (password, new_password) = if args.password_stdin {
         read_passwords_from_stdin(args.new_password_stdin)?
@@ -191,20 +194,25 @@ fn login(ctx: &Context, args: &LoginArgs) -> Result<(), CliError> {
         password: password.clone(),
         new_password,
     };
-    let mut response = conn.request(&request(new_password.clone()))?;
+    let sent_new_password = new_password.is_some();
+    let mut response = conn.request(&request(new_password))?;
     if let Response::Error(WireError {
         kind: ErrorKind::ChallengeRequired,
         message,
     }) = &response
     {
+        // A refused or expired new password comes with the same kind;
+        // only a first challenge is answered by asking for one.
+        if sent_new_password {
+            return Err(CliError::new(exit::NEW_PASSWORD_REQUIRED, message));
+        }
         if args.password_stdin || !io::stdin().is_terminal() {
-            let hint = "pipe the new password as a second line with --new-password-stdin, or run `fkq-cred login` on a terminal";
             return Err(CliError::new(
                 exit::NEW_PASSWORD_REQUIRED,
-                format!("{message}. To set it: {hint}"),
+                format!("{message}; run `fkq-cred login` on a terminal to choose one, or give it as a second line on stdin with `fkq-cred login --password-stdin --new-password-stdin`"),
             ));
         }
-        note(false, "The server requires a new password for this user before it issues tokens.");
+        note(false, &format!("{message}. Choose a new password now; the server checks it against its password policy."));
         let first = prompt("New password: ")?;
         let second = prompt("Repeat new password: ")?;
         if first != second {
@@ -224,6 +232,29 @@ fn login(ctx: &Context, args: &LoginArgs) -> Result<(), CliError> {
         Response::Error(e) => Err(e.into()),
         other => Err(unexpected(&other)),
     }
+}
+
+/// The daemon's default profile, before a password is asked for: a login
+/// must not prompt for a profile that turns out not to exist.
+fn default_profile(conn: &mut Connection) -> Result<String, CliError> {
+    let list = match conn.request(&Request::Profiles)? {
+        Response::Profiles(list) => list,
+        Response::Error(e) => return Err(e.into()),
+        other => return Err(unexpected(&other)),
+    };
+    if let Some(default) = list.iter().find(|p| p.is_default) {
+        return Ok(default.name.clone());
+    }
+    let message = if list.is_empty() {
+        "no profiles are configured: create config.toml with a [profiles.NAME] table (see the README), or set FKQ_AUTH_URL, FKQ_API_URL and FKQ_USERNAME before the daemon starts".to_owned()
+    } else {
+        let names: Vec<&str> = list.iter().map(|p| p.name.as_str()).collect();
+        format!(
+            "several profiles ({}) and no default_profile; pass --profile NAME",
+            names.join(", ")
+        )
+    };
+    Err(CliError::new(exit::CONFIG, message))
 }
 
 fn read_passwords_from_stdin(
@@ -325,7 +356,13 @@ fn status_text(s: &ProfileStatus) -> String {
         s.username.as_deref().unwrap_or("-"),
         s.state.as_str()
     );
-    text.push_str(&format!("access token: expires {}\n", time(s.expires_at)));
+    text.push_str(&format!(
+        "access token: expires {} (what `get` and `header` print)\n",
+        time(s.expires_at)
+    ));
+    text.push_str(
+        "id token:     only with `get --id-token`; the FormKiQ API refuses it\n",
+    );
     text.push_str(&format!("next refresh: {}\n", time(s.refresh_at)));
     text.push_str(&format!("last refresh: {}\n", time(s.last_refresh)));
     text.push_str(&format!(

@@ -288,9 +288,8 @@ impl Actor {
             return Err(reason.clone());
         }
         let tokens = self.shared.get();
-        let has_refresh =
-            tokens.as_ref().is_some_and(|t| !t.refresh.is_empty());
-        if has_refresh && !self.refresh_missing && !self.refresh_rejected {
+        let can_refresh = tokens.as_ref().is_some_and(|t| t.can_refresh());
+        if can_refresh && !self.refresh_missing && !self.refresh_rejected {
             return Ok(OpKind::Refresh);
         }
         if self.can_auto_login() {

@@ -20,28 +20,28 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// The three calls a session makes to the auth server.
 pub trait Backend: Send + Sync + 'static {
-    /// `POST {auth}/login` with a password.
+    /// Logs in with a password, through the profile's provider.
     fn login<'a>(
         &'a self,
         username: &'a str,
         password: &'a Secret,
     ) -> BoxFuture<'a, Result<TokenSet, AuthError>>;
 
-    /// `POST {auth}/login/refresh` with `previous.refresh`, keeping it
-    /// unless the reply carries a new one.
+    /// Renews the tokens with `previous.refresh`, keeping it unless the
+    /// reply carries a new one.
     fn refresh<'a>(
         &'a self,
         previous: &'a TokenSet,
     ) -> BoxFuture<'a, Result<TokenSet, AuthError>>;
 
-    /// Answers a `NEW_PASSWORD_REQUIRED` challenge.
-    fn set_new_password<'a>(
+    /// Answers a `NEW_PASSWORD_REQUIRED` challenge with the first
+    /// password, returning the tokens of the login that follows.
+    fn answer_new_password<'a>(
         &'a self,
         username: &'a str,
-        challenge: &'a str,
         session: &'a Secret,
         new_password: &'a Secret,
-    ) -> BoxFuture<'a, Result<(), AuthError>>;
+    ) -> BoxFuture<'a, Result<TokenSet, AuthError>>;
 }
 
 impl Backend for AuthClient {
@@ -60,17 +60,15 @@ impl Backend for AuthClient {
         Box::pin(AuthClient::refresh(self, previous))
     }
 
-    fn set_new_password<'a>(
+    fn answer_new_password<'a>(
         &'a self,
         username: &'a str,
-        challenge: &'a str,
         session: &'a Secret,
         new_password: &'a Secret,
-    ) -> BoxFuture<'a, Result<(), AuthError>> {
-        Box::pin(AuthClient::set_new_password(
+    ) -> BoxFuture<'a, Result<TokenSet, AuthError>> {
+        Box::pin(AuthClient::answer_new_password(
             self,
             username,
-            challenge,
             session,
             new_password,
         ))

@@ -8,6 +8,12 @@
 //! auth_url = "https://abc.execute-api.us-east-1.amazonaws.com/"
 //! api_url = "https://def.execute-api.us-east-1.amazonaws.com/"
 //! username = "me@example.com"
+//!
+//! [profiles.direct]            # talking to the Cognito user pool itself
+//! provider = "cognito"
+//! region = "us-east-1"
+//! client_id = "1example23456789"
+//! api_url = "https://def.execute-api.us-east-1.amazonaws.com/"
 //! ```
 //!
 //! Top-level keys besides the profiles: `default_profile`, and
@@ -22,6 +28,11 @@ use std::time::Duration;
 use reqwest::Url;
 use serde::Deserialize;
 use thiserror::Error;
+
+mod provider;
+
+use provider::provider_of;
+pub use provider::Provider;
 
 /// The environment variable naming the config file, like `--config`.
 pub const CONFIG_ENV: &str = fkq_cred_proto::paths::CONFIG_ENV;
@@ -101,8 +112,11 @@ pub struct Config {
 pub struct Profile {
     /// The profile's name.
     pub name: String,
-    /// The auth endpoint: stack output `UserAuthApiUrl` or
-    /// `CognitoApiEndpoint`.
+    /// Who hands out the tokens.
+    pub provider: Provider,
+    /// Where logins go: the auth endpoint (stack output `UserAuthApiUrl`
+    /// or `CognitoApiEndpoint`), or with `provider = "cognito"` the user
+    /// pool's API (`cognito_endpoint`, by default the regional one).
     pub auth_url: Url,
     /// The API endpoint: stack output `HttpApiUrl`.
     pub api_url: Url,
@@ -149,7 +163,11 @@ struct FileConfig {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FileProfile {
-    auth_url: String,
+    provider: Option<String>,
+    auth_url: Option<String>,
+    region: Option<String>,
+    client_id: Option<String>,
+    cognito_endpoint: Option<String>,
     api_url: String,
     username: Option<String>,
     ca_file: Option<PathBuf>,
@@ -284,7 +302,11 @@ impl Config {
             });
         };
         let raw = FileProfile {
-            auth_url,
+            provider: None,
+            auth_url: Some(auth_url),
+            region: None,
+            client_id: None,
+            cognito_endpoint: None,
             api_url,
             username: pick("FKQ_USERNAME", "USERNAME"),
             ca_file: pick("FKQ_CA_FILE", "FKQ_CA_FILE").map(PathBuf::from),
@@ -325,11 +347,7 @@ impl Config {
 }
 
 fn build_profile(name: &str, raw: FileProfile) -> Result<Profile, String> {
-    let auth_url = parse_url(
-        "auth_url",
-        &raw.auth_url,
-        "UserAuthApiUrl or CognitoApiEndpoint",
-    )?;
+    let (provider, auth_url) = provider_of(&raw)?;
     let api_url = parse_url("api_url", &raw.api_url, "HttpApiUrl")?;
     let duration =
         |v: &Option<DurationValue>, key: &str, default: Duration| match v {
@@ -347,6 +365,7 @@ fn build_profile(name: &str, raw: FileProfile) -> Result<Profile, String> {
     }
     Ok(Profile {
         name: name.into(),
+        provider,
         auth_url,
         api_url,
         username: raw.username.filter(|u| !u.is_empty()),

@@ -3,8 +3,10 @@
 //! socket.
 //!
 //! Map of the crate:
-//! - [`config`]: profiles from `config.toml` or the environment.
-//! - [`auth`]: HTTP to the deployment, and every failure as a typed error.
+//! - [`config`]: profiles from `config.toml` or the environment, each with
+//!   its provider (the FormKiQ auth endpoint, or Cognito directly).
+//! - [`auth`]: HTTP to the deployment through the profile's provider, in
+//!   every dialect, and every failure as a typed error.
 //! - [`tokens`]: token sets and their expiry, anchored at receipt.
 //! - [`schedule`]: when to refresh and how long to back off.
 //! - [`session`]: the handle callers use for one profile; [`actor`] is the

@@ -284,14 +284,18 @@ impl Backend for FakeServer {
         })
     }
 
-    fn set_new_password<'a>(
+    /// Takes the new password as the account's and logs in with it, as
+    /// FormKiQ's endpoint does after `respondToAuthChallenge`.
+    fn answer_new_password<'a>(
         &'a self,
-        _username: &'a str,
-        _challenge: &'a str,
+        username: &'a str,
         _session: &'a Secret,
-        _new_password: &'a Secret,
-    ) -> BoxFuture<'a, Result<(), AuthError>> {
-        Box::pin(async { Ok(()) })
+        new_password: &'a Secret,
+    ) -> BoxFuture<'a, Result<TokenSet, AuthError>> {
+        Box::pin(async move {
+            self.state().password = new_password.expose().to_owned();
+            self.login(username, new_password).await
+        })
     }
 }
 

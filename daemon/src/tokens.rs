@@ -5,12 +5,16 @@
 //! lifetime, else `exp` itself compared with the local clock, else the
 //! profile's `default_lifetime`. A client clock that is hours off therefore
 //! neither refreshes in a loop nor serves stale tokens.
+//!
+//! Replies are read leniently: every field may be absent, null or empty,
+//! `ExpiresIn` may come as a number or a numeric string, and tokens need
+//! not be JWTs (a self-hosted server's API key is not).
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
 use fkq_cred_proto::{Secret, TokenKind};
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
 
 /// The `AuthenticationResult` object of a FormKiQ or Cognito reply. Every
 /// field may be absent, null or empty on some deployment.
@@ -26,7 +30,38 @@ pub struct AuthResult {
     /// `Bearer`, when stated.
     pub token_type: Option<String>,
     /// Lifetime of the access token in seconds, from receipt.
+    #[serde(default, deserialize_with = "lenient_seconds")]
     pub expires_in: Option<i64>,
+}
+
+/// Reads `ExpiresIn` as a number, a whole-valued float or a numeric
+/// string; anything else counts as absent, so the JWT's own expiry is
+/// used instead of failing the whole reply.
+fn lenient_seconds<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<i64>, D::Error> {
+    let value = Option::<serde_json::Value>::deserialize(deserializer)?;
+    Ok(match value {
+        Some(serde_json::Value::Number(n)) => {
+            n.as_i64().or_else(|| n.as_f64().map(|f| f as i64))
+        }
+        Some(serde_json::Value::String(text)) => text.trim().parse().ok(),
+        _ => None,
+    })
+}
+
+/// Where a token set's expiry came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExpirySource {
+    /// The reply's `ExpiresIn`.
+    ExpiresIn,
+    /// The JWT's `exp - iat`, anchored at receipt.
+    JwtLifetime,
+    /// The JWT's `exp` against the local clock (no `iat`).
+    JwtExp,
+    /// Nothing stated it: the profile's `default_lifetime`, after which
+    /// the token is checked again with a refresh.
+    Assumed,
 }
 
 /// The tokens of one session and their timing.
@@ -43,8 +78,11 @@ pub struct TokenSet {
     pub received_at: SystemTime,
     /// How long the access token lives, from `received_at`.
     pub lifetime: Duration,
-    /// `received_at + lifetime`, or `None` for tokens without an expiry.
+    /// `received_at + lifetime`; `None` only for a token set made without
+    /// one (the profile's `default_lifetime` is used when none is stated).
     pub expires_at: Option<SystemTime>,
+    /// Where `lifetime` came from.
+    pub expiry_source: ExpirySource,
     /// Claims that help explain a 403: the user and their groups.
     pub identity: Identity,
 }
@@ -52,22 +90,67 @@ pub struct TokenSet {
 /// Who a token says its holder is.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Identity {
-    /// `username` or `cognito:username`.
+    /// `username`, `cognito:username` or Keycloak's `preferred_username`.
     pub username: Option<String>,
-    /// `cognito:groups`.
+    /// `cognito:groups`, or Keycloak's `groups`.
     pub groups: Vec<String>,
 }
 
-/// The claims fkq-cred reads from a JWT; everything else is ignored.
+/// The claims fkq-cred reads from a JWT; everything else is ignored, and
+/// a claim of an unexpected type counts as absent.
 #[derive(Deserialize, Default)]
+#[serde(default)]
 struct Claims {
+    #[serde(deserialize_with = "lenient_seconds")]
     exp: Option<i64>,
+    #[serde(deserialize_with = "lenient_seconds")]
     iat: Option<i64>,
+    #[serde(deserialize_with = "lenient_text")]
     username: Option<String>,
-    #[serde(rename = "cognito:username")]
+    #[serde(rename = "cognito:username", deserialize_with = "lenient_text")]
     cognito_username: Option<String>,
-    #[serde(rename = "cognito:groups", default)]
+    #[serde(deserialize_with = "lenient_text")]
+    preferred_username: Option<String>,
+    #[serde(rename = "cognito:groups", deserialize_with = "lenient_list")]
+    cognito_groups: Vec<String>,
+    #[serde(deserialize_with = "lenient_list")]
     groups: Vec<String>,
+}
+
+impl Claims {
+    fn identity(self) -> Identity {
+        let groups = if self.cognito_groups.is_empty() {
+            self.groups
+        } else {
+            self.cognito_groups
+        };
+        Identity {
+            username: self
+                .username
+                .or(self.cognito_username)
+                .or(self.preferred_username),
+            groups,
+        }
+    }
+}
+
+fn lenient_text<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<String>, D::Error> {
+    let value = Option::<serde_json::Value>::deserialize(deserializer)?;
+    Ok(value.and_then(|v| v.as_str().map(str::to_owned)))
+}
+
+fn lenient_list<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Vec<String>, D::Error> {
+    let value = Option::<serde_json::Value>::deserialize(deserializer)?;
+    let items = value.as_ref().and_then(serde_json::Value::as_array);
+    Ok(items
+        .map(|items| {
+            items.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect()
+        })
+        .unwrap_or_default())
 }
 
 /// Why a reply could not become a token set.
@@ -93,30 +176,26 @@ impl TokenSet {
             .filter(|t| !t.is_empty())
             .ok_or(TokenError::MissingAccessToken)?;
         let claims = decode_claims(access.expose()).unwrap_or_default();
-        let lifetime_and_expiry =
-            match (result.expires_in, claims.exp, claims.iat) {
-                (Some(secs), _, _) if secs > 0 => {
-                    Some(Duration::from_secs(secs as u64))
-                }
-                (_, Some(exp), Some(iat)) if exp > iat => {
-                    Some(Duration::from_secs((exp - iat) as u64))
-                }
-                (_, Some(exp), _) => {
-                    // Without iat the server's clock cannot be factored out:
-                    // compare exp with ours and hope they agree.
-                    let exp =
-                        UNIX_EPOCH + Duration::from_secs(exp.max(0) as u64);
-                    Some(
-                        exp.duration_since(received_at)
-                            .unwrap_or(Duration::ZERO),
-                    )
-                }
-                _ => None,
-            };
-        let (lifetime, expires_at) = match lifetime_and_expiry {
-            Some(lifetime) => (lifetime, Some(received_at + lifetime)),
-            None => (default_lifetime, None),
+        let stated = match (result.expires_in, claims.exp, claims.iat) {
+            (Some(secs), _, _) if secs > 0 => Some((
+                Duration::from_secs(secs as u64),
+                ExpirySource::ExpiresIn,
+            )),
+            (_, Some(exp), Some(iat)) if exp > iat => Some((
+                Duration::from_secs((exp - iat) as u64),
+                ExpirySource::JwtLifetime,
+            )),
+            (_, Some(exp), _) => {
+                // Without iat the server's clock cannot be factored out:
+                // compare exp with ours and hope they agree.
+                let exp = UNIX_EPOCH + Duration::from_secs(exp.max(0) as u64);
+                let left = exp.duration_since(received_at).unwrap_or_default();
+                Some((left, ExpirySource::JwtExp))
+            }
+            _ => None,
         };
+        let (lifetime, expiry_source) =
+            stated.unwrap_or((default_lifetime, ExpirySource::Assumed));
         let refresh = match result.refresh_token.filter(|t| !t.is_empty()) {
             Some(new) => new,
             None => previous_refresh.cloned().unwrap_or_default(),
@@ -131,12 +210,17 @@ impl TokenSet {
                 .unwrap_or_else(|| "Bearer".into()),
             received_at,
             lifetime,
-            expires_at,
-            identity: Identity {
-                username: claims.username.or(claims.cognito_username),
-                groups: claims.groups,
-            },
+            expires_at: Some(received_at + lifetime),
+            expiry_source,
+            identity: claims.identity(),
         })
+    }
+
+    /// Whether a refresh can renew this set: it has a refresh token, or it
+    /// states no expiry and came with an empty one, which is how the
+    /// self-hosted server asks to be sent `""` to re-issue its API key.
+    pub fn can_refresh(&self) -> bool {
+        !self.refresh.is_empty() || self.expiry_source == ExpirySource::Assumed
     }
 
     /// The token of the given kind.
@@ -193,11 +277,7 @@ fn decode_claims(token: &str) -> Option<Claims> {
 
 /// Reads who a token belongs to, for messages about 403 replies.
 pub fn identity_of(token: &str) -> Identity {
-    let claims = decode_claims(token).unwrap_or_default();
-    Identity {
-        username: claims.username.or(claims.cognito_username),
-        groups: claims.groups,
-    }
+    decode_claims(token).unwrap_or_default().identity()
 }
 
 #[cfg(test)]
@@ -262,7 +342,7 @@ mod tests {
     }
 
     #[test]
-    fn tokens_without_expiry_use_no_deadline() {
+    fn tokens_without_expiry_live_the_default_lifetime_and_stay_renewable() {
         let now = SystemTime::now();
         let set = TokenSet::from_reply(
             reply("api-key-not-a-jwt", None, Some("")),
@@ -271,12 +351,59 @@ mod tests {
             None,
         )
         .unwrap();
-        assert_eq!(set.expires_at, None);
-        assert_eq!(set.lifetime, DEFAULT);
-        assert!(set.is_valid_for(
-            now + Duration::from_secs(86400 * 365),
-            Duration::from_secs(60)
-        ));
+        assert_eq!(set.expires_at, Some(now + DEFAULT));
+        assert_eq!(set.expiry_source, ExpirySource::Assumed);
+        assert!(set.can_refresh(), "the empty refresh token is sent as is");
+        assert!(!set.is_valid_for(now + DEFAULT, Duration::from_secs(60)));
+
+        // A token with a stated expiry and no refresh token cannot be
+        // renewed by a refresh.
+        let stated = TokenSet::from_reply(
+            reply("a", Some(60), Some("")),
+            now,
+            DEFAULT,
+            None,
+        )
+        .unwrap();
+        assert!(!stated.can_refresh());
+    }
+
+    #[test]
+    fn expires_in_is_read_from_numbers_and_strings_and_odd_values_are_absent() {
+        let read = |json: &str| -> Option<i64> {
+            serde_json::from_str::<AuthResult>(json).unwrap().expires_in
+        };
+        assert_eq!(read(r#"{"ExpiresIn": 300}"#), Some(300));
+        assert_eq!(read(r#"{"ExpiresIn": 300.0}"#), Some(300));
+        assert_eq!(read(r#"{"ExpiresIn": "300"}"#), Some(300));
+        assert_eq!(read(r#"{"ExpiresIn": null}"#), None);
+        assert_eq!(read(r#"{"ExpiresIn": "soon"}"#), None);
+        assert_eq!(read(r#"{}"#), None);
+        let all_null: AuthResult = serde_json::from_str(
+            r#"{"AccessToken":null,"IdToken":null,"RefreshToken":null,
+                "TokenType":null,"ExpiresIn":null,"NewDeviceMetadata":null}"#,
+        )
+        .unwrap();
+        assert!(all_null.access_token.is_none());
+    }
+
+    #[test]
+    fn a_keycloak_token_without_expires_in_lives_exp_minus_iat() {
+        let now = UNIX_EPOCH + Duration::from_secs(2_000_000);
+        let token = jwt(
+            r#"{"exp":1000900,"iat":1000000,"preferred_username":"kc","groups":["ops"]}"#,
+        );
+        let set = TokenSet::from_reply(
+            reply(&token, None, Some("r")),
+            now,
+            DEFAULT,
+            None,
+        )
+        .unwrap();
+        assert_eq!(set.lifetime, Duration::from_secs(900));
+        assert_eq!(set.expiry_source, ExpirySource::JwtLifetime);
+        assert_eq!(set.identity.username.as_deref(), Some("kc"));
+        assert_eq!(set.identity.groups, ["ops"]);
     }
 
     #[test]

@@ -129,6 +129,32 @@ impl Sandbox {
         )
     }
 
+    /// A `[profiles.NAME]` table for the emulator's default user at the
+    /// given URLs, trusting `ca_file` when given, plus `extra` lines.
+    pub fn profile_at(
+        name: &str,
+        auth_url: &str,
+        api_url: &str,
+        ca_file: Option<&Path>,
+        extra: &str,
+    ) -> String {
+        let ca = ca_file
+            .map(|p| format!("ca_file = {:?}\n", p.display().to_string()))
+            .unwrap_or_default();
+        format!(
+            "[profiles.{name}]\nauth_url = {auth_url:?}\napi_url = {api_url:?}\nusername = {:?}\n{ca}{extra}\n",
+            crate::emulator::DEFAULT_USERNAME,
+        )
+    }
+
+    /// Runs `fkq-cred login --password-stdin` with `password` as its line.
+    pub fn login_with(&self, password: &str) -> Output {
+        self.cli_with_stdin(
+            &["login", "--password-stdin"],
+            &format!("{password}\n"),
+        )
+    }
+
     /// A command for binary `name` with the sandbox's environment.
     pub fn command(&self, name: &str) -> Command {
         self.isolate(Command::new(binary(name)))
@@ -391,4 +417,59 @@ pub fn stderr(out: &Output) -> String {
 /// The exit code, or -1 when a signal ended the process.
 pub fn code(out: &Output) -> i32 {
     out.status.code().unwrap_or(-1)
+}
+
+/// Checks a command that must fail: its exit code, one line on stderr
+/// starting with `fkq-cred: `, nothing on stdout, every one of `words` in
+/// the message and none of `forbidden`. Returns what is wrong instead of
+/// panicking, so a table of cases can report all its failures at once.
+pub fn check_failure(
+    out: &Output,
+    expected_code: u8,
+    words: &[&str],
+    forbidden: &[&str],
+) -> Result<(), String> {
+    let err = stderr(out);
+    let mut problems = Vec::new();
+    if code(out) != i32::from(expected_code) {
+        problems.push(format!("exit {} instead of {expected_code}", code(out)));
+    }
+    if !err.starts_with("fkq-cred: ") || err.trim_end().lines().count() != 1 {
+        problems.push("stderr is not one `fkq-cred: ` line".to_owned());
+    }
+    if !stdout(out).is_empty() {
+        problems.push(format!("stdout is not empty: {:?}", stdout(out)));
+    }
+    for word in words {
+        if !err.contains(word) {
+            problems.push(format!("{word:?} is missing"));
+        }
+    }
+    for word in forbidden {
+        if err.contains(word) {
+            problems.push(format!("{word:?} must not be shown"));
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("{}; stderr: {err}", problems.join(", ")))
+    }
+}
+
+/// Panics with every failed case of a table, each under its name.
+pub fn assert_all(failures: Vec<(String, String)>) {
+    if failures.is_empty() {
+        return;
+    }
+    let report: Vec<String> =
+        failures.iter().map(|(case, why)| format!("- {case}: {why}")).collect();
+    panic!("{} case(s) failed:\n{}", failures.len(), report.join("\n"));
+}
+
+/// A loopback port that nothing listens on right now: bound, then freed.
+pub fn closed_port() -> u16 {
+    let listener = std::net::TcpListener::bind(("127.0.0.1", 0))
+        .expect("bind a loopback port");
+    listener.local_addr().expect("its address").port()
 }

@@ -6,6 +6,8 @@
 //!   over HTTPS on loopback, in-process or as the `formkiq-emulator` binary.
 //! - [`harness`] gives each end-to-end test its own XDG directories,
 //!   socket, daemon and emulator.
+//! - [`moto`] runs moto's Cognito server, a real third-party peer for the
+//!   `provider = "cognito"` tests.
 //! - [`pty`] runs a child on a pseudo-terminal, for prompts and colour.
 //! - [`shifted`] runs a daemon whose wall clock a test can move.
 //! - [`wire`] speaks the socket protocol by hand, and [`hostile`] makes
@@ -20,6 +22,7 @@ pub mod daemons;
 pub mod emulator;
 pub mod harness;
 pub mod hostile;
+pub mod moto;
 #[cfg(unix)]
 pub mod other_user;
 pub mod pty;

@@ -101,13 +101,7 @@ impl Actor {
                     message,
                 ));
             }
-            (
-                OpKind::AutoLogin,
-                OpError::Auth(
-                    e @ (AuthError::Rejected { .. }
-                    | AuthError::ChallengeRequired { .. }),
-                ),
-            ) => {
+            (OpKind::AutoLogin, OpError::Auth(e)) if e.needs_user() => {
                 self.auto_login_blocked = true;
                 self.remembered = None;
                 let message = format!(

@@ -140,15 +140,11 @@ async fn login(
     new_password: Option<&Secret>,
 ) -> Result<TokenSet, OpError> {
     match (backend.login(username, password).await, new_password) {
-        (
-            Err(AuthError::ChallengeRequired { name, session, .. }),
-            Some(new_password),
-        ) => {
+        (Err(AuthError::ChallengeRequired { session, .. }), Some(new)) => {
             backend
-                .set_new_password(username, &name, &session, new_password)
+                .answer_new_password(username, &session, new)
                 .await
-                .map_err(OpError::Auth)?;
-            backend.login(username, new_password).await.map_err(OpError::Auth)
+                .map_err(OpError::Auth)
         }
         (result, _) => result.map_err(OpError::Auth),
     }

@@ -10,9 +10,11 @@
 use std::path::Path;
 
 use fkq_cred_proto::{ErrorKind, ProbeTarget, WireError};
+use reqwest::Url;
 use serde_json::{Map, Value};
 
-use super::{endpoint, parse_json, status_error, AuthClient, AuthError};
+use super::http::{parse_json, Reply};
+use super::{endpoint, status_error, AuthClient, AuthError, Login};
 use crate::config::{Config, ConfigError};
 
 /// The profile name used for the URLs while they are checked.
@@ -76,19 +78,28 @@ impl AuthClient {
     /// Checks both endpoints without credentials; the error names the URL
     /// that is wrong and what it probably is instead.
     pub async fn probe(&self) -> Result<(), AuthError> {
-        self.probe_auth().await?;
+        // A Cognito user pool has no request that tells it apart without
+        // credentials; `configure` writes FormKiQ profiles only, so there
+        // the API alone is checked.
+        if let Login::Formkiq(formkiq) = &self.login {
+            self.probe_auth(formkiq.auth_url()).await?;
+        }
         self.probe_api().await
     }
 
-    async fn probe_auth(&self) -> Result<(), AuthError> {
-        let url = endpoint(&self.auth_url, "login");
+    async fn probe_auth(&self, auth_url: &Url) -> Result<(), AuthError> {
+        let url = endpoint(auth_url, "login");
         let empty = Value::Object(Map::new());
-        let request = self.http.post(url.clone()).json(&empty);
-        let (status, bytes) = self.send(request, &url).await?;
+        let request = self.http.client().post(url.clone()).json(&empty);
+        let Reply { status, body, .. } = self.http.send(request, &url).await?;
         match status.as_u16() {
-            400 | 401 => parse_json::<Map<String, Value>>(&url, status, &bytes)
+            400 | 401 => parse_json::<Map<String, Value>>(&url, status, &body)
                 .map(|_| ()),
-            403 | 404 => Err(AuthError::LoginNotFound { url }),
+            403 | 404 => Err(AuthError::LoginNotFound {
+                url,
+                status,
+                api_url: self.api_url.clone(),
+            }),
             200..=299 => Err(AuthError::UnexpectedStatus { url, status }),
             _ => Err(status_error(url, status)),
         }
@@ -96,10 +107,10 @@ impl AuthClient {
 
     async fn probe_api(&self) -> Result<(), AuthError> {
         let url = endpoint(&self.api_url, "sites");
-        let (status, bytes) =
-            self.send(self.http.get(url.clone()), &url).await?;
+        let request = self.http.client().get(url.clone());
+        let Reply { status, body, .. } = self.http.send(request, &url).await?;
         match status.as_u16() {
-            401 => parse_json::<Map<String, Value>>(&url, status, &bytes)
+            401 => parse_json::<Map<String, Value>>(&url, status, &body)
                 .map(|_| ()),
             404 => Err(AuthError::ApiNotFound { url }),
             200..=299 | 403 => Err(AuthError::UnexpectedStatus { url, status }),

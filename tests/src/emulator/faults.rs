@@ -28,7 +28,9 @@ const RESULT_FIELD: &str = "AuthenticationResult";
 /// reply is `status` (200 when null) with `body` sent as is (or
 /// `{"message": <reason phrase>}` when null). Without either, the request
 /// is processed and its reply edited by `omit`, `null_fields` and
-/// `empty_fields`. `delay_ms` stalls before anything else happens, and
+/// `empty_fields` (inside `AuthenticationResult`) and `extra_fields`
+/// (merged into the top level, e.g. `{"ChallengeParameters": {}}` as
+/// older stacks send beside the tokens). `delay_ms` stalls before anything else happens, and
 /// `drop` closes the connection without any reply.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -56,6 +58,9 @@ pub struct Fault {
     /// Fields to send as `""`.
     #[serde(default)]
     pub empty_fields: Vec<String>,
+    /// Fields to add to (or replace in) the top level of the reply.
+    #[serde(default)]
+    pub extra_fields: Map<String, Value>,
     /// How many requests the fault applies to; `None` until cleared.
     #[serde(default)]
     pub times: Option<u64>,
@@ -73,6 +78,7 @@ impl Fault {
             omit: Vec::new(),
             null_fields: Vec::new(),
             empty_fields: Vec::new(),
+            extra_fields: Map::new(),
             times: None,
         }
     }
@@ -97,8 +103,14 @@ impl Fault {
         self.status.is_some() || self.body.is_some()
     }
 
-    /// Applies `omit`, `null_fields` and `empty_fields` to a reply body.
+    /// Applies `extra_fields`, `omit`, `null_fields` and `empty_fields` to
+    /// a reply body.
     pub(crate) fn edit(&self, body: &mut Value) {
+        if let Some(top) = body.as_object_mut() {
+            for (name, value) in &self.extra_fields {
+                top.insert(name.clone(), value.clone());
+            }
+        }
         let Some(fields) = target_object(body) else { return };
         for name in &self.omit {
             fields.remove(name);
@@ -220,6 +232,17 @@ mod tests {
                 "AccessToken": "a", "IdToken": "", "RefreshToken": null,
             }})
         );
+
+        let mut older =
+            json!({ "AuthenticationResult": { "AccessToken": "a" } });
+        let extra = json!({ "ChallengeParameters": {} });
+        Fault {
+            extra_fields: extra.as_object().cloned().unwrap_or_default(),
+            ..Fault::on(Endpoint::Login)
+        }
+        .edit(&mut older);
+        assert_eq!(older["ChallengeParameters"], json!({}));
+        assert_eq!(older["AuthenticationResult"]["AccessToken"], "a");
 
         let mut sites = json!({ "username": "u", "sites": [] });
         Fault { omit: vec!["username".into()], ..Fault::on(Endpoint::Sites) }

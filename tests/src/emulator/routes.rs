@@ -16,6 +16,8 @@ use super::counters::{CounterSet, Endpoint};
 use super::faults::{Fault, FaultQueue};
 use super::handlers;
 use super::tokens::TokenIssuer;
+use super::users::Directory;
+use super::Variant;
 
 /// The largest request body read. API Gateway allows far more, but no
 /// request of the auth flow comes near this, and a test that sends more is
@@ -46,8 +48,14 @@ impl Role {
 
 /// Everything the handlers share for one emulator run.
 pub(crate) struct AppState {
-    /// Passwords by user name.
-    pub(crate) users: std::collections::HashMap<String, String>,
+    /// The users, their passwords and pending challenges.
+    pub(crate) users: Directory,
+    /// The kind of deployment played.
+    pub(crate) variant: Variant,
+    /// The self-hosted variant's one API key.
+    pub(crate) api_key: String,
+    /// Whether `/login/refresh` exists.
+    pub(crate) has_refresh_endpoint: bool,
     /// Signs and checks the tokens.
     pub(crate) tokens: TokenIssuer,
     /// Attempts and successes per endpoint.
@@ -179,6 +187,9 @@ async fn route(
         }
         (Role::Auth, &Method::POST, "/login/refresh") => {
             handlers::refresh(state, read_body(request).await)
+        }
+        (Role::Auth, &Method::POST, "/respondToAuthChallenge") => {
+            handlers::challenge(state, read_body(request).await)
         }
         (Role::Api, &Method::GET, "/sites") => handlers::sites(state, &request),
         (Role::Auth, _, _) if path.starts_with("/_emulator/") => {

@@ -143,3 +143,39 @@ fn faults_and_rotation_are_set_over_http_by_the_process_helpers() {
     let message = format!("{:#}", refused.expect_err("an unknown endpoint"));
     assert!(message.contains("400"), "{message}");
 }
+
+#[test]
+fn variant_forced_users_and_the_missing_refresh_endpoint_come_from_flags() {
+    let emulator = spawn(&[
+        "--variant",
+        "self-hosted",
+        "--no-refresh-endpoint",
+        "--user",
+        "root:initial-pw",
+        "--user",
+        "ops:ops-password",
+        "--force-change-password",
+        "ops",
+    ]);
+    let login = |name: &str, password: &str| {
+        let url = format!("{}login", emulator.auth_url());
+        let body = json!({ "username": name, "password": password });
+        emulator.client().post_json(&url, &body).expect("login").json()
+    };
+
+    let admin = login("root", "initial-pw").expect("JSON");
+    assert_eq!(admin["AuthenticationResult"]["RefreshToken"], "");
+    let forced = login("ops", "ops-password").expect("JSON");
+    assert_eq!(forced["ChallengeName"], "NEW_PASSWORD_REQUIRED");
+    let refresh_url = format!("{}login/refresh", emulator.auth_url());
+    let body = json!({ "refreshToken": "" });
+    let refresh = emulator.client().post_json(&refresh_url, &body);
+    assert_eq!(refresh.expect("refresh").status, 404);
+
+    let failed = EmulatorProcess::spawn(
+        &emulator_binary(),
+        &["--force-change-password", "nobody"],
+    );
+    let message = format!("{:#}", failed.err().expect("an unknown user"));
+    assert!(message.contains("nobody"), "{message}");
+}

@@ -15,6 +15,7 @@ fn issuer_with(clock: &ManualClock) -> TokenIssuer {
         LIFETIME,
         REFRESH_LIFETIME,
         Clock::from(clock.clone()),
+        ClaimStyle::Cognito,
     )
     .expect("issuer")
 }
@@ -161,4 +162,37 @@ fn the_subject_is_stable_per_user_and_the_email_falls_back() {
     assert_ne!(issuer.subject_of("dave"), issuer.subject_of("erin"));
     assert_eq!(email_of("dave"), "dave@emulator.invalid");
     assert_eq!(email_of("a@b.example"), "a@b.example");
+}
+
+#[test]
+fn keycloak_tokens_carry_only_expiry_and_identity_and_still_verify() {
+    let clock = ManualClock::starting_at(30_000);
+    let issuer = TokenIssuer::new(
+        ISSUER.to_owned(),
+        LIFETIME,
+        REFRESH_LIFETIME,
+        Clock::from(clock.clone()),
+        ClaimStyle::Keycloak,
+    )
+    .expect("issuer");
+    let (pair, _refresh) = issuer.login("erin").expect("login");
+
+    let payload = pair.access.split('.').nth(1).expect("a payload");
+    let claims: serde_json::Value = serde_json::from_slice(
+        &URL_SAFE_NO_PAD.decode(payload).expect("base64url"),
+    )
+    .expect("JSON");
+    let mut names: Vec<_> =
+        claims.as_object().expect("an object").keys().cloned().collect();
+    names.sort();
+    assert_eq!(
+        names,
+        ["exp", "iat", "iss", "jti", "preferred_username", "sub", "typ"]
+    );
+    assert_eq!(claims["exp"], 30_060);
+    assert_eq!(issuer.verify_user(&pair.access).expect("valid"), "erin");
+    assert!(matches!(
+        issuer.verify_user(&pair.id),
+        Err(TokenError::NotAnAccessToken { .. })
+    ));
 }
