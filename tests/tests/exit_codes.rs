@@ -4,55 +4,14 @@
 //! NO_COLOR.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::io::Write;
+use std::net::TcpListener;
 use std::process::Output;
 
 use fkq_cred_proto::exit;
 use fkq_cred_tests::emulator::process::{emulator_binary, EmulatorProcess};
-use fkq_cred_tests::emulator::DEFAULT_PASSWORD;
+use fkq_cred_tests::emulator::{DEFAULT_PASSWORD, DEFAULT_USERNAME};
 use fkq_cred_tests::harness::{code, stderr, Sandbox, PROFILE};
-
-/// What Cognito answers a login by a user an administrator created and who
-/// has not chosen a password yet.
-const CHALLENGE: &str = r#"{"ChallengeName":"NEW_PASSWORD_REQUIRED","Session":"stub-session","ChallengeParameters":{"USER_ID_FOR_SRP":"new-user"}}"#;
-
-/// A loopback HTTP server that answers every request with `body`: the
-/// smallest FormKiQ auth endpoint that demands a new password.
-fn challenge_server() -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/", listener.local_addr().unwrap());
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            let _ = answer(stream, CHALLENGE);
-        }
-    });
-    url
-}
-
-fn answer(stream: TcpStream, body: &str) -> std::io::Result<()> {
-    let mut reader = BufReader::new(stream.try_clone()?);
-    let mut length = 0;
-    loop {
-        let mut line = String::new();
-        reader.read_line(&mut line)?;
-        let lower = line.to_ascii_lowercase();
-        if let Some(value) = lower.strip_prefix("content-length:") {
-            length = value.trim().parse().unwrap_or(0);
-        }
-        if line == "\r\n" || line.is_empty() {
-            break;
-        }
-    }
-    let mut request_body = vec![0; length];
-    reader.read_exact(&mut request_body)?;
-    let mut stream = stream;
-    write!(
-        stream,
-        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-        body.len()
-    )
-}
 
 /// A Unix socket that greets like a daemon of the next protocol version.
 #[cfg(unix)]
@@ -78,7 +37,7 @@ fn closed_port() -> u16 {
 
 fn profile(name: &str, auth_url: &str, api_url: &str, ca: &str) -> String {
     format!(
-        "[profiles.{name}]\nauth_url = {auth_url:?}\napi_url = {api_url:?}\nusername = \"alice@example.com\"\nca_file = {ca:?}\n"
+        "[profiles.{name}]\nauth_url = {auth_url:?}\napi_url = {api_url:?}\nusername = {DEFAULT_USERNAME:?}\nca_file = {ca:?}\n"
     )
 }
 
@@ -94,7 +53,13 @@ fn every_exit_code_in_the_table_comes_from_a_real_scenario() {
     let ca = emulator.ca_file().unwrap().display().to_string();
     let (auth, api) = (emulator.auth_url(), emulator.api_url());
     let down = format!("http://127.0.0.1:{}/", closed_port());
-    let challenge = challenge_server();
+    // A deployment where the user was created by an administrator and
+    // must choose a password before any token is issued.
+    let forced = EmulatorProcess::spawn(
+        &emulator_binary(),
+        &["--plain-http", "--force-change-password", DEFAULT_USERNAME],
+    )
+    .expect("start an emulator that demands a new password");
     let config = [
         format!("default_profile = \"{PROFILE}\"\n"),
         profile(PROFILE, auth, api, &ca),
@@ -102,7 +67,7 @@ fn every_exit_code_in_the_table_comes_from_a_real_scenario() {
         profile("down", &down, api, &ca),
         profile("swapped", api, api, &ca),
         profile("foreign-api", auth, other.api_url(), &ca),
-        profile("new-user", &challenge, &challenge, &ca),
+        profile("new-user", forced.auth_url(), forced.api_url(), &ca),
     ]
     .join("\n");
     sandbox.write_config(&config);
