@@ -416,6 +416,9 @@ fn profiles(ctx: &Context, as_json: bool) -> Result<(), CliError> {
             p.name, state, p.auth_url
         ));
     }
+    if list.is_empty() {
+        text.push_str("no profiles configured; run `fkq-cred configure`\n");
+    }
     output::stdout(&text)
 }
 

@@ -353,9 +353,36 @@ impl Connection {
 fn connect(path: &Path) -> io::Result<Stream> {
     let name = path.to_fs_name::<GenericFilePath>()?;
     let stream = Stream::connect(name)?;
+    check_server(&stream)?;
     stream.set_recv_timeout(Some(REPLY_TIMEOUT))?;
     stream.set_send_timeout(Some(REPLY_TIMEOUT))?;
     Ok(stream)
+}
+
+/// Refuses a socket served by another user before a byte is sent: whoever
+/// answers here would receive passwords and could hand out tokens of their
+/// choosing. The daemon checks its peers the same way.
+#[cfg(unix)]
+fn check_server(stream: &Stream) -> io::Result<()> {
+    use interprocess::local_socket::traits::StreamCommon as _;
+    let me = fkq_cred_proto::location::current_uid();
+    match stream.peer_creds()?.euid() {
+        Some(uid) if uid == me => Ok(()),
+        uid => Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            format!(
+                "the socket is served by uid {}, not by you (uid {me}); \
+                 nothing was sent to it: check FKQ_CRED_SOCKET and the \
+                 socket's directory",
+                uid.map_or_else(|| "unknown".into(), |u| u.to_string())
+            ),
+        )),
+    }
+}
+
+#[cfg(not(unix))]
+fn check_server(_stream: &Stream) -> io::Result<()> {
+    Ok(())
 }
 
 /// Starts a daemon because a command needs one, or, with `upgrade`, in

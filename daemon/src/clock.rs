@@ -82,7 +82,9 @@ impl Clock for OffsetFileClock {
     }
 }
 
-/// `t` moved by `ms` milliseconds, forward for positive values.
+/// `t` moved by `ms` milliseconds, forward for positive values. Only the
+/// test clocks use it, and they exist in debug and test builds only.
+#[cfg(any(test, debug_assertions))]
 fn shift(t: SystemTime, ms: i64) -> SystemTime {
     let by = std::time::Duration::from_millis(ms.unsigned_abs());
     if ms >= 0 {

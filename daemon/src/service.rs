@@ -323,8 +323,10 @@ fn no_default(config: &Config) -> WireError {
         return WireError::new(
             ErrorKind::Config,
             format!(
-                "no profiles are configured: create {path} with a [profiles.NAME] table (see the README), \
-                 or set FKQ_AUTH_URL, FKQ_API_URL and FKQ_USERNAME before the daemon starts"
+                "no profiles are configured: run `fkq-cred configure`, or create {path} with a \
+                 [profiles.NAME] table (see the README) and run `fkq-cred daemon reload`; \
+                 FKQ_AUTH_URL, FKQ_API_URL and FKQ_USERNAME count only when the daemon starts, \
+                 so after setting them run `fkq-cred daemon stop` and try again"
             ),
         );
     }

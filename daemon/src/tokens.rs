@@ -158,6 +158,38 @@ fn lenient_list<'de, D: Deserializer<'de>>(
 pub enum TokenError {
     /// No non-empty `AccessToken`.
     MissingAccessToken,
+    /// A lifetime beyond [`MAX_LIFETIME`]: no FormKiQ deployment issues
+    /// one, and taking it at its word would overflow the clock arithmetic.
+    ImplausibleLifetime,
+    /// A token or token type with characters a header cannot carry (line
+    /// breaks would smuggle extra headers into `fkq-cred header`).
+    UnsafeCharacters,
+}
+
+impl TokenError {
+    /// What was wrong, for a "not FormKiQ's JSON" message.
+    pub fn what(&self) -> &'static str {
+        match self {
+            Self::MissingAccessToken => "no AccessToken",
+            Self::ImplausibleLifetime => {
+                "a token lifetime of more than ten years"
+            }
+            Self::UnsafeCharacters => {
+                "a token with control characters or spaces"
+            }
+        }
+    }
+}
+
+/// The longest token lifetime taken at its word. Cognito allows a day and
+/// self-hosted keys state none; ten years is far beyond any honest server
+/// and far below what the clock arithmetic can hold.
+pub const MAX_LIFETIME: Duration = Duration::from_secs(10 * 365 * 86_400);
+
+/// Whether `value` can go into an HTTP header as a token: visible ASCII
+/// only, as JWTs, API keys and opaque refresh tokens are.
+fn is_header_safe(value: &str) -> bool {
+    value.bytes().all(|b| b.is_ascii_graphic())
 }
 
 impl TokenSet {
@@ -196,6 +228,25 @@ impl TokenSet {
         };
         let (lifetime, expiry_source) =
             stated.unwrap_or((default_lifetime, ExpirySource::Assumed));
+        if lifetime > MAX_LIFETIME {
+            return Err(TokenError::ImplausibleLifetime);
+        }
+        let expires_at = received_at
+            .checked_add(lifetime)
+            .ok_or(TokenError::ImplausibleLifetime)?;
+        let token_type = result
+            .token_type
+            .filter(|t| !t.is_empty())
+            .unwrap_or_else(|| "Bearer".into());
+        let tokens = [Some(&access), result.id_token.as_ref()];
+        let unsafe_token = tokens
+            .into_iter()
+            .flatten()
+            .chain(result.refresh_token.as_ref())
+            .any(|t| !is_header_safe(t.expose()));
+        if unsafe_token || !is_header_safe(&token_type) {
+            return Err(TokenError::UnsafeCharacters);
+        }
         let refresh = match result.refresh_token.filter(|t| !t.is_empty()) {
             Some(new) => new,
             None => previous_refresh.cloned().unwrap_or_default(),
@@ -204,13 +255,10 @@ impl TokenSet {
             access,
             id: result.id_token.unwrap_or_default(),
             refresh,
-            token_type: result
-                .token_type
-                .filter(|t| !t.is_empty())
-                .unwrap_or_else(|| "Bearer".into()),
+            token_type,
             received_at,
             lifetime,
-            expires_at: Some(received_at + lifetime),
+            expires_at: Some(expires_at),
             expiry_source,
             identity: claims.identity(),
         })
@@ -466,5 +514,34 @@ mod tests {
         let id = identity_of(&token);
         assert_eq!(id.username.as_deref(), Some("alice"));
         assert_eq!(id.groups, ["admins", "default"]);
+    }
+
+    #[test]
+    fn absurd_lifetimes_are_refused_instead_of_overflowing() {
+        let now = SystemTime::now();
+        let huge = reply("a", Some(i64::MAX), None);
+        let err = TokenSet::from_reply(huge, now, DEFAULT, None).err();
+        assert_eq!(err, Some(TokenError::ImplausibleLifetime));
+
+        let claims = format!(r#"{{"iat":0,"exp":{}}}"#, i64::MAX);
+        let jwt_reply = reply(&jwt(&claims), None, None);
+        let err = TokenSet::from_reply(jwt_reply, now, DEFAULT, None).err();
+        assert_eq!(err, Some(TokenError::ImplausibleLifetime));
+    }
+
+    #[test]
+    fn tokens_that_would_inject_header_lines_are_refused() {
+        let now = SystemTime::now();
+        let bad = reply("abc\r\nX-Injected: yes", Some(60), None);
+        let err = TokenSet::from_reply(bad, now, DEFAULT, None).err();
+        assert_eq!(err, Some(TokenError::UnsafeCharacters));
+
+        let mut bad_type = reply("abc", Some(60), None);
+        bad_type.token_type = Some("Bearer\nX-Type: 1".into());
+        let err = TokenSet::from_reply(bad_type, now, DEFAULT, None).err();
+        assert_eq!(err, Some(TokenError::UnsafeCharacters));
+
+        let fine = reply("eyJ.a-b_c.d~e+f/g=", Some(60), Some("r-1"));
+        assert!(TokenSet::from_reply(fine, now, DEFAULT, None).is_ok());
     }
 }

@@ -185,6 +185,15 @@ fn choose_dir(
                 meta.uid()
             )));
         }
+        // Whoever may write to it could swap the fkq-cred directory for
+        // their own between the client's check and its connect.
+        let mode = meta.mode() & 0o777;
+        if mode & 0o022 != 0 {
+            return Err(problem(&format!(
+                "is writable by other users (mode {mode:03o}); a runtime \
+                 directory must be private (`chmod 700`)"
+            )));
+        }
         return Ok((runtime.join("fkq-cred"), true));
     }
     let session = run_user.join(uid.to_string());
@@ -290,8 +299,16 @@ pub fn check_private_dir(dir: &Path) -> Result<bool, LocationError> {
         let uid = current_uid();
         if meta.uid() != uid {
             return unsafe_dir(
-                format!("it belongs to uid {}, not to you (uid {uid})", meta.uid()),
-                format!("`sudo chown {uid} '{shown}' && chmod 700 '{shown}'`, or have its owner remove it"),
+                format!(
+                    "it belongs to uid {}, not to you (uid {uid})",
+                    meta.uid()
+                ),
+                format!(
+                    "`sudo chown {uid} '{shown}' && chmod 700 '{shown}'`, or \
+                     have its owner remove it, or use another place for \
+                     client and daemon alike (set TMPDIR, or FKQ_CRED_SOCKET \
+                     to a path in a directory of your own)"
+                ),
             );
         }
         let mode = meta.mode() & 0o777;
@@ -395,6 +412,34 @@ mod tests {
             choose_dir(Some(xdg.clone()), &run_user, &temp, uid).unwrap();
         assert_eq!(dir, xdg.join("fkq-cred"));
         assert!(in_runtime);
+        std::fs::remove_dir_all(&base).unwrap();
+    }
+
+    #[test]
+    fn an_xdg_runtime_dir_writable_by_others_is_refused() {
+        let base = scratch("xdg-loose");
+        let runtime = base.join("runtime");
+        std::fs::create_dir(&runtime).unwrap();
+        let (run_user, temp) = (base.join("run"), base.join("tmp"));
+        for mode in [0o777, 0o720, 0o702] {
+            let perms = std::fs::Permissions::from_mode(mode);
+            std::fs::set_permissions(&runtime, perms).unwrap();
+            let err = choose_dir(
+                Some(runtime.clone()),
+                &run_user,
+                &temp,
+                current_uid(),
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(err.contains("writable by other users"), "{err}");
+        }
+        let perms = std::fs::Permissions::from_mode(0o700);
+        std::fs::set_permissions(&runtime, perms).unwrap();
+        let (dir, in_runtime) =
+            choose_dir(Some(runtime.clone()), &run_user, &temp, current_uid())
+                .unwrap();
+        assert_eq!((dir, in_runtime), (runtime.join("fkq-cred"), true));
         std::fs::remove_dir_all(&base).unwrap();
     }
 

@@ -262,3 +262,44 @@ fn a_foreign_socket_directory_is_refused_by_daemon_and_client_with_the_fix() {
         "chown",
     );
 }
+
+/// The client's side of the peer check: a socket answered by another user
+/// gets no greeting and no request, so a look-alike daemon in a shared
+/// directory collects no password and hands out no token.
+#[test]
+fn the_client_refuses_a_socket_served_by_another_user() {
+    if skip_unless_root(
+        "the_client_refuses_a_socket_served_by_another_user",
+        "to run a daemon as another user",
+    ) {
+        return;
+    }
+    let sandbox = Sandbox::new();
+    let foreign_dir = tempfile::Builder::new()
+        .prefix("fkq-foreign-")
+        .tempdir()
+        .expect("create the foreign directory");
+    give_to_nobody(foreign_dir.path());
+    set_mode(foreign_dir.path(), 0o755);
+    let socket = foreign_dir.path().join("socket");
+    let socket_arg = socket.to_str().expect("temp path is UTF-8");
+    let staged = Staged::binaries(&["fkq-credd"]);
+    let mut like = sandbox.command("fkq-credd");
+    like.args(["--socket", socket_arg, "--config", "/nonexistent/fkq.toml"]);
+    let daemon =
+        spawn_daemon(as_nobody(&staged.path("fkq-credd"), Some(&like)));
+
+    // Root could connect to anything; the check is on who answers.
+    let out = sandbox.cli_with_stdin(
+        &["login", "--password-stdin", "--socket", socket_arg],
+        "sentinel-password-for-a-foreign-daemon\n",
+    );
+    assert_eq!(code(&out), i32::from(exit::DAEMON_UNREACHABLE));
+    let err = stderr(&out);
+    assert!(err.contains(&format!("served by uid {NOBODY}")), "{err}");
+    let out = sandbox.cli(&["get", "--socket", socket_arg]);
+    assert_eq!(code(&out), i32::from(exit::DAEMON_UNREACHABLE));
+    assert_eq!(stdout(&out), "");
+    // The foreign daemon saw connections but never a request.
+    assert!(!daemon.log().contains("sentinel-password"), "{}", daemon.log());
+}

@@ -84,9 +84,37 @@ pub(super) fn spawn(
     done_tx: mpsc::UnboundedSender<Done>,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
+        let mut report = Report { id, done_tx: Some(done_tx) };
         let (result, password) = run(work).await;
-        let _ = done_tx.send(Done { id, result, password });
+        report.send(Done { id, result, password });
     })
+}
+
+/// Sends an operation's outcome exactly once. Dropped without sending (the
+/// task panicked, or was aborted), it reports a failure instead, so the
+/// session never waits forever for an operation that is gone. An aborted
+/// operation's report is ignored: the session no longer expects its id.
+struct Report {
+    id: u64,
+    done_tx: Option<mpsc::UnboundedSender<Done>>,
+}
+
+impl Report {
+    fn send(&mut self, done: Done) {
+        if let Some(tx) = self.done_tx.take() {
+            let _ = tx.send(done);
+        }
+    }
+}
+
+impl Drop for Report {
+    fn drop(&mut self) {
+        let failed = Err(OpError::Internal(
+            "the operation stopped unexpectedly; see the daemon log",
+        ));
+        let id = self.id;
+        self.send(Done { id, result: failed, password: None });
+    }
 }
 
 async fn run(work: Work) -> (Result<TokenSet, OpError>, Option<Secret>) {

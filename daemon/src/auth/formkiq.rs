@@ -93,7 +93,7 @@ impl LoginReply {
             default_lifetime,
             previous_refresh,
         )
-        .map_err(|_| bad_body(url, status, "no AccessToken"))
+        .map_err(|e| bad_body(url, status, e.what()))
     }
 }
 

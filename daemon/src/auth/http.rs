@@ -276,9 +276,24 @@ fn io_error_kind(error: &dyn std::error::Error) -> Option<std::io::ErrorKind> {
     None
 }
 
+/// The largest `ca_file` read: the whole Mozilla root bundle is ~250 KiB.
+const MAX_CA_FILE: u64 = 4 * 1024 * 1024;
+
 fn read_ca_file(path: &Path) -> Result<Vec<reqwest::Certificate>, AuthError> {
     let ca_error =
         |detail: String| AuthError::CaFile { path: path.into(), detail };
+    // Only a regular file of sane size: a FIFO or a device would block
+    // the runtime thread or never end.
+    let meta = std::fs::metadata(path).map_err(|e| ca_error(e.to_string()))?;
+    if !meta.is_file() {
+        return Err(ca_error("not a regular file".into()));
+    }
+    if meta.len() > MAX_CA_FILE {
+        return Err(ca_error(format!(
+            "larger than {} KiB; a CA bundle is far smaller",
+            MAX_CA_FILE / 1024
+        )));
+    }
     let pem = std::fs::read(path).map_err(|e| ca_error(e.to_string()))?;
     let certs = reqwest::Certificate::from_pem_bundle(&pem)
         .map_err(|e| ca_error(format!("not PEM certificates ({e})")))?;
