@@ -3,8 +3,9 @@
 #   calls   per-call cost of `fkq-cred get` against a warm daemon, next to
 #           /bin/true and `git credential-cache get` against a warm cache,
 #           in alternating rounds (fkq-calltime);
-#   load    the daemon's RSS idle, then 64 connections issuing gets as fast
-#           as answered (the load generator on one thread, then two) and
+#   load    the daemon's RSS idle, one connection's round trip, then 64
+#           connections issuing gets as fast as answered (the load
+#           generator on one thread, then two) and
 #           at 100,000 gets/s offered, then 1,000 connections (fkq-load
 #           conns);
 #   fanout  1,000 processes x 10 gets on a fresh daemon, and the logins
@@ -88,6 +89,8 @@ fi
 
 if wants load; then
   step "daemon RSS idle, one profile logged in: $(sed -n 's/^VmRSS:[[:space:]]*//p' "/proc/$daemon_pid/status" 2>/dev/null || echo unknown)"
+  step "load: one connection, back to back: the round trip, $load_time"
+  "$bin/fkq-load" conns -c 1 -d "$load_time"
   step "load: $conns_small connections, as fast as answered, $load_time"
   "$bin/fkq-load" conns -c "$conns_small" -d "$load_time"
   step "load: the same with the load generator on two threads"

@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 cargo build --workspace --quiet
-bin=$PWD/target/debug
+bin=${CARGO_TARGET_DIR:-$PWD/target}/debug
 sandbox=$(mktemp -d "${TMPDIR:-/tmp}/fkq-demo.XXXXXX")
 emulator_pid="" daemon_pid=""
 cleanup() {

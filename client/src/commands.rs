@@ -1,17 +1,27 @@
 //! One function per command. Each talks to the daemon through
-//! [`crate::conn`] and writes its result through [`crate::output`].
+//! [`crate::conn`] and writes its result through [`crate::output`]. The
+//! larger commands live in files of their own below `commands/`.
+
+mod config_file;
+mod configure;
+mod exec;
+mod generate;
+mod git_credential;
+mod shell_env;
+mod stack_outputs;
 
 use std::io::{self, BufRead, IsTerminal};
+use std::time::Instant;
 
 use fkq_cred_proto::{
     exit, ErrorKind, ProfileStatus, Request, Response, Secret, TokenKind,
     TokenReply, WireError,
 };
 use serde_json::json;
-use zeroize::Zeroize;
+use zeroize::{Zeroize, Zeroizing};
 
 use crate::cli::{Cli, Command, DaemonCommand, GetArgs, LoginArgs, TokenArgs};
-use crate::conn::{self, Connection};
+use crate::conn::{self, Connection, Start};
 use crate::error::CliError;
 use crate::output::{self, json_time, note, when};
 
@@ -21,6 +31,8 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         profile: cli.global.profile,
         socket: cli.global.socket,
         quiet: cli.global.quiet,
+        verbose: cli.global.verbose,
+        start: if autostart_allowed() { Start::Auto } else { Start::Never },
     };
     match cli.command {
         Command::Get(args) => get(&ctx, &args),
@@ -31,6 +43,14 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Profiles(args) => profiles(&ctx, args.json),
         Command::Sites(args) => sites(&ctx, args.json),
         Command::Daemon(command) => daemon(&ctx, command),
+        Command::Env(args) => shell_env::run(&ctx, &args),
+        Command::Exec(args) => exec::run(&ctx, args),
+        Command::Configure(args) => configure::run(&ctx, args),
+        Command::GitCredential(args) => {
+            git_credential::run(&ctx, args.operation)
+        }
+        Command::Completions(args) => generate::completions(args.shell),
+        Command::Man(args) => generate::man(args.dir.as_deref()),
     }
 }
 
@@ -38,18 +58,43 @@ struct Context {
     profile: Option<String>,
     socket: Option<std::path::PathBuf>,
     quiet: bool,
+    verbose: bool,
+    /// Whether a missing daemon is started.
+    start: Start,
+}
+
+#[cfg(unix)]
+fn autostart_allowed() -> bool {
+    crate::autostart::allowed_by_env()
+}
+
+#[cfg(not(unix))]
+fn autostart_allowed() -> bool {
+    false
 }
 
 impl Context {
     fn connect(&self) -> Result<Connection, CliError> {
-        Connection::open(&conn::locate(self.socket.as_deref())?)
+        let location = conn::locate(self.socket.as_deref())?;
+        self.detail(&format!("socket {}", location.path.display()));
+        Connection::open(&location, self.start)
     }
 
     /// Sends one request; an error response becomes a [`CliError`].
     fn ask(&self, request: &Request) -> Result<Response, CliError> {
-        match self.connect()?.request(request)? {
+        let started = Instant::now();
+        let response = self.connect()?.request(request)?;
+        self.detail(&format!("reply after {:.1?}", started.elapsed()));
+        match response {
             Response::Error(error) => Err(error.into()),
             other => Ok(other),
+        }
+    }
+
+    /// A line on stderr with `-v`: what a person debugging a setup wants.
+    fn detail(&self, text: &str) {
+        if self.verbose {
+            note(false, &format!("fkq-cred: {text}"));
         }
     }
 }
@@ -74,18 +119,18 @@ fn variant(response: &Response) -> &'static str {
     }
 }
 
+fn token_request(ctx: &Context, args: &TokenArgs) -> Request {
+    let min_valid_secs =
+        args.min_valid.map(|d| u32::try_from(d.as_secs()).unwrap_or(u32::MAX));
+    let kind = if args.id_token { TokenKind::Id } else { TokenKind::Access };
+    Request::Get { profile: ctx.profile.clone(), kind, min_valid_secs }
+}
+
 fn fetch_token(
     ctx: &Context,
     args: &TokenArgs,
 ) -> Result<TokenReply, CliError> {
-    let min_valid_secs =
-        args.min_valid.map(|d| u32::try_from(d.as_secs()).unwrap_or(u32::MAX));
-    let kind = if args.id_token { TokenKind::Id } else { TokenKind::Access };
-    match ctx.ask(&Request::Get {
-        profile: ctx.profile.clone(),
-        kind,
-        min_valid_secs,
-    })? {
+    match ctx.ask(&token_request(ctx, args))? {
         Response::Token(reply) => Ok(reply),
         other => Err(unexpected(&other)),
     }
@@ -93,16 +138,22 @@ fn fetch_token(
 
 fn get(ctx: &Context, args: &GetArgs) -> Result<(), CliError> {
     let reply = fetch_token(ctx, &args.token)?;
+    // Every copy of the token made for printing is zeroed once written.
     if args.json {
-        let value = json!({
+        let mut value = json!({
             "token": reply.token.expose(),
             "token_type": reply.token_type,
             "expires_at": json_time(reply.expires_at),
             "profile": reply.profile,
         });
-        return output::stdout(&format!("{value}\n"));
+        let text = Zeroizing::new(format!("{value}\n"));
+        if let Some(serde_json::Value::String(token)) = value.get_mut("token") {
+            token.zeroize();
+        }
+        return output::stdout(&text);
     }
-    let mut line = String::with_capacity(reply.token.expose().len() + 1);
+    let mut line =
+        Zeroizing::new(String::with_capacity(reply.token.expose().len() + 1));
     line.push_str(reply.token.expose());
     line.push('\n');
     output::stdout(&line)
@@ -110,22 +161,26 @@ fn get(ctx: &Context, args: &GetArgs) -> Result<(), CliError> {
 
 fn header(ctx: &Context, args: &TokenArgs) -> Result<(), CliError> {
     let reply = fetch_token(ctx, args)?;
-    output::stdout(&format!(
+    let line = Zeroizing::new(format!(
         "Authorization: {} {}\n",
         reply.token_type,
         reply.token.expose()
-    ))
+    ));
+    output::stdout(&line)
 }
 
 fn login(ctx: &Context, args: &LoginArgs) -> Result<(), CliError> {
     let mut conn = ctx.connect()?;
-    let status = match conn
-        .request(&Request::Status { profile: ctx.profile.clone() })?
-    {
-        Response::Status(mut list) if !list.is_empty() => list.remove(0),
-        Response::Error(e) => return Err(e.into()),
-        other => return Err(unexpected(&other)),
+    let profile = match &ctx.profile {
+        Some(name) => name.clone(),
+        None => default_profile(&mut conn)?,
     };
+    let status =
+        match conn.request(&Request::Status { profile: Some(profile) })? {
+            Response::Status(mut list) if !list.is_empty() => list.remove(0),
+            Response::Error(e) => return Err(e.into()),
+            other => return Err(unexpected(&other)),
+        };
     let username = args.username.clone().or_else(|| status.username.clone());
     let (password, new_password) = if args.password_stdin {
         read_passwords_from_stdin(args.new_password_stdin)?
@@ -139,20 +194,25 @@ fn login(ctx: &Context, args: &LoginArgs) -> Result<(), CliError> {
         password: password.clone(),
         new_password,
     };
-    let mut response = conn.request(&request(new_password.clone()))?;
+    let sent_new_password = new_password.is_some();
+    let mut response = conn.request(&request(new_password))?;
     if let Response::Error(WireError {
         kind: ErrorKind::ChallengeRequired,
         message,
     }) = &response
     {
+        // A refused or expired new password comes with the same kind;
+        // only a first challenge is answered by asking for one.
+        if sent_new_password {
+            return Err(CliError::new(exit::NEW_PASSWORD_REQUIRED, message));
+        }
         if args.password_stdin || !io::stdin().is_terminal() {
-            let hint = "pipe the new password as a second line with --new-password-stdin, or run `fkq-cred login` on a terminal";
             return Err(CliError::new(
                 exit::NEW_PASSWORD_REQUIRED,
-                format!("{message}. To set it: {hint}"),
+                format!("{message}; run `fkq-cred login` on a terminal to choose one, or give it as a second line on stdin with `fkq-cred login --password-stdin --new-password-stdin`"),
             ));
         }
-        note(false, "The server requires a new password for this user before it issues tokens.");
+        note(false, &format!("{message}. Choose a new password now; the server checks it against its password policy."));
         let first = prompt("New password: ")?;
         let second = prompt("Repeat new password: ")?;
         if first != second {
@@ -172,6 +232,29 @@ fn login(ctx: &Context, args: &LoginArgs) -> Result<(), CliError> {
         Response::Error(e) => Err(e.into()),
         other => Err(unexpected(&other)),
     }
+}
+
+/// The daemon's default profile, before a password is asked for: a login
+/// must not prompt for a profile that turns out not to exist.
+fn default_profile(conn: &mut Connection) -> Result<String, CliError> {
+    let list = match conn.request(&Request::Profiles)? {
+        Response::Profiles(list) => list,
+        Response::Error(e) => return Err(e.into()),
+        other => return Err(unexpected(&other)),
+    };
+    if let Some(default) = list.iter().find(|p| p.is_default) {
+        return Ok(default.name.clone());
+    }
+    let message = if list.is_empty() {
+        "no profiles are configured: create config.toml with a [profiles.NAME] table (see the README), or set FKQ_AUTH_URL, FKQ_API_URL and FKQ_USERNAME before the daemon starts".to_owned()
+    } else {
+        let names: Vec<&str> = list.iter().map(|p| p.name.as_str()).collect();
+        format!(
+            "several profiles ({}) and no default_profile; pass --profile NAME",
+            names.join(", ")
+        )
+    };
+    Err(CliError::new(exit::CONFIG, message))
 }
 
 fn read_passwords_from_stdin(
@@ -273,7 +356,13 @@ fn status_text(s: &ProfileStatus) -> String {
         s.username.as_deref().unwrap_or("-"),
         s.state.as_str()
     );
-    text.push_str(&format!("access token: expires {}\n", time(s.expires_at)));
+    text.push_str(&format!(
+        "access token: expires {} (what `get` and `header` print)\n",
+        time(s.expires_at)
+    ));
+    text.push_str(
+        "id token:     only with `get --id-token`; the FormKiQ API refuses it\n",
+    );
     text.push_str(&format!("next refresh: {}\n", time(s.refresh_at)));
     text.push_str(&format!("last refresh: {}\n", time(s.last_refresh)));
     text.push_str(&format!(
@@ -282,6 +371,12 @@ fn status_text(s: &ProfileStatus) -> String {
     ));
     if let Some(error) = &s.last_error {
         text.push_str(&format!("last error:   {error}\n"));
+    }
+    if s.failing_since.is_some() {
+        text.push_str(&format!(
+            "failing:      since {}\n",
+            time(s.failing_since)
+        ));
     }
     if s.next_retry.is_some() {
         text.push_str(&format!("next retry:   {}\n", time(s.next_retry)));
@@ -321,6 +416,9 @@ fn profiles(ctx: &Context, as_json: bool) -> Result<(), CliError> {
             p.name, state, p.auth_url
         ));
     }
+    if list.is_empty() {
+        text.push_str("no profiles configured; run `fkq-cred configure`\n");
+    }
     output::stdout(&text)
 }
 
@@ -345,7 +443,9 @@ fn sites(ctx: &Context, as_json: bool) -> Result<(), CliError> {
 
 fn daemon(ctx: &Context, command: DaemonCommand) -> Result<(), CliError> {
     let location = conn::locate(ctx.socket.as_deref())?;
-    let mut conn = match Connection::open(&location) {
+    // Commands about the daemon never start one by accident; `start` does
+    // it on purpose, below.
+    let mut conn = match Connection::open(&location, Start::Never) {
         Ok(conn) => conn,
         Err(e)
             if command == DaemonCommand::Stop
@@ -357,11 +457,21 @@ fn daemon(ctx: &Context, command: DaemonCommand) -> Result<(), CliError> {
             );
             return Ok(());
         }
+        Err(e) if command == DaemonCommand::Start => {
+            if e.code != exit::DAEMON_UNREACHABLE {
+                return Err(e);
+            }
+            start_daemon(&location)?;
+            Connection::open(&location, Start::Never)?
+        }
         Err(e) => return Err(e),
     };
     let request = match command {
-        DaemonCommand::Status => Request::Ping,
-        DaemonCommand::Stop => Request::Shutdown,
+        DaemonCommand::Status | DaemonCommand::Start => Request::Ping,
+        DaemonCommand::Stop => {
+            conn.stop_any_version();
+            Request::Shutdown
+        }
         DaemonCommand::Reload => Request::Reload,
     };
     match conn.request(&request)? {
@@ -381,4 +491,24 @@ fn daemon(ctx: &Context, command: DaemonCommand) -> Result<(), CliError> {
         Response::Error(e) => Err(e.into()),
         other => Err(unexpected(&other)),
     }
+}
+
+#[cfg(unix)]
+fn start_daemon(
+    location: &fkq_cred_proto::location::SocketLocation,
+) -> Result<(), CliError> {
+    conn::start_asked(location)
+}
+
+#[cfg(not(unix))]
+fn start_daemon(
+    location: &fkq_cred_proto::location::SocketLocation,
+) -> Result<(), CliError> {
+    Err(CliError::new(
+        exit::DAEMON_UNREACHABLE,
+        format!(
+            "start fkq-credd by hand; nothing listens on {:?}",
+            location.path
+        ),
+    ))
 }

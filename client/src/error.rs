@@ -10,7 +10,8 @@ use fkq_cred_proto::{exit, WireError};
 pub struct CliError {
     /// The exit code, from [`fkq_cred_proto::exit`].
     pub code: u8,
-    /// What happened and what to do next.
+    /// What happened and what to do next; empty for a child's exit status
+    /// passed through, which is not printed.
     pub message: String,
 }
 
@@ -28,6 +29,12 @@ impl CliError {
     /// A wrong command line.
     pub fn usage(message: impl Into<String>) -> Self {
         Self::new(exit::USAGE, message)
+    }
+
+    /// An exit status passed through from a child (`exec`): nothing is
+    /// printed, the child has said what it had to say.
+    pub fn passthrough(code: u8) -> Self {
+        Self::new(code, String::new())
     }
 }
 

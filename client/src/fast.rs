@@ -6,7 +6,7 @@
 //! included. This parser recognises only the plain, valid forms of those
 //! two commands and yields the very [`Cli`] clap would; anything else
 //! (help, version, other commands, an empty or repeated option, a value
-//! starting with `-`, `-pNAME`, `--`) returns `None`, and clap parses it
+//! starting with `-`, `-pNAME`, `-qv`, `--`) returns `None`, and clap parses it
 //! as always, errors and messages included. The tests hold the two parsers
 //! to the same result for every form this one accepts.
 
@@ -40,6 +40,7 @@ pub fn parse(
     let mut profile: Option<String> = None;
     let mut socket: Option<PathBuf> = None;
     let mut quiet = false;
+    let mut verbose = false;
     let mut min_valid = None;
     let mut id_token = false;
     let mut json = false;
@@ -69,6 +70,7 @@ pub fn parse(
             "--profile" | "-p" => once(&mut profile, value()?.to_owned())?,
             "--socket" => once(&mut socket, PathBuf::from(value()?))?,
             "--quiet" | "-q" if is_flag => switch(&mut quiet)?,
+            "--verbose" | "-v" if is_flag => switch(&mut verbose)?,
             "--min-valid" if which.is_some() => {
                 once(&mut min_valid, duration(value()?)?)?
             }
@@ -93,12 +95,16 @@ pub fn parse(
     }
     let profile = profile.or_else(|| profile_env.map(str::to_owned));
     let socket = socket.or_else(|| socket_env.map(PathBuf::from));
+    if quiet && verbose {
+        // clap refuses the pair.
+        return None;
+    }
     let token = TokenArgs { min_valid, id_token };
     let command = match which? {
         Which::Get => Command::Get(GetArgs { token, json }),
         Which::Header => Command::Header(token),
     };
-    Some(Cli { global: Global { profile, socket, quiet }, command })
+    Some(Cli { global: Global { profile, socket, quiet, verbose }, command })
 }
 
 /// A value clap takes the same way this parser does: not empty, and not

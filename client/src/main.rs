@@ -6,6 +6,8 @@
 
 #![cfg_attr(all(target_os = "linux", target_env = "gnu", not(test)), no_main)]
 
+#[cfg(unix)]
+mod autostart;
 mod cli;
 mod commands;
 mod conn;
@@ -19,7 +21,7 @@ use std::env;
 use std::ffi::OsString;
 use std::io::Write;
 
-use clap::{CommandFactory, FromArgMatches};
+use clap::FromArgMatches;
 use fkq_cred_proto::exit;
 
 #[cfg(not(all(target_os = "linux", target_env = "gnu", not(test))))]
@@ -41,7 +43,9 @@ fn run() -> u8 {
     match commands::run(cli) {
         Ok(()) => exit::OK,
         Err(e) => {
-            let _ = writeln!(std::io::stderr(), "fkq-cred: {e}");
+            if !e.message.is_empty() {
+                let _ = writeln!(std::io::stderr(), "fkq-cred: {e}");
+            }
             e.code
         }
     }
@@ -49,19 +53,9 @@ fn run() -> u8 {
 
 /// Parses with clap; on an error or `--help`, prints and exits.
 fn parse(args: Vec<OsString>) -> cli::Cli {
-    let matches = cli::Cli::command()
-        .after_long_help(exit_code_help())
-        .get_matches_from(args);
+    let matches = cli::command().get_matches_from(args);
     match cli::Cli::from_arg_matches(&matches) {
         Ok(cli) => cli,
         Err(e) => e.exit(),
     }
-}
-
-fn exit_code_help() -> String {
-    let mut text = String::from("Exit codes:\n");
-    for (code, name, meaning) in exit::TABLE {
-        text.push_str(&format!("  {code:>2}  {name:<22} {meaning}\n"));
-    }
-    text
 }

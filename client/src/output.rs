@@ -28,7 +28,10 @@ pub fn note(quiet: bool, text: &str) {
 
 /// Unix seconds as RFC 3339 in UTC, e.g. `2026-12-04T16:40:00Z`.
 pub fn rfc3339(unix: i64) -> String {
-    let t = UNIX_EPOCH + Duration::from_secs(unix.max(0) as u64);
+    // RFC 3339 has four-digit years: clamp rather than fail on a daemon
+    // that reports an absurd expiry.
+    const LAST_SECOND: i64 = 253_402_300_799; // 9999-12-31T23:59:59Z
+    let t = UNIX_EPOCH + Duration::from_secs(unix.clamp(0, LAST_SECOND) as u64);
     humantime::format_rfc3339_seconds(t).to_string()
 }
 

@@ -1,74 +1,56 @@
 //! The task that owns one profile's session: it starts logins and
 //! refreshes, one at a time, schedules the next refresh, backs off after
 //! failures, and answers the callers waiting for a fresh token.
+//!
+//! The rules it keeps:
+//! - One operation in flight, whoever asked for it (the timer, a `get`,
+//!   `sites` after a 401); everyone waiting gets its result.
+//! - No two renewals start less than [`MIN_REFRESH_INTERVAL`] apart: a
+//!   caller that needs a fresh token sooner waits for the floor to pass.
+//! - A transient failure (timeout, refused connection, 5xx, 429, a reply
+//!   that is not FormKiQ's JSON) keeps the current token in service and
+//!   schedules a retry after a capped, jittered, growing pause. Until then
+//!   a caller whose token is too old is told the cause at once.
+//! - A refused refresh token leads to one automatic login when the profile
+//!   has a password source, and to "login required" otherwise. A refused
+//!   automatic login stops automatic logins until the user logs in.
+//! - Validity is always judged by the wall clock ([`crate::clock`]); the
+//!   timer never sleeps longer than [`MAX_TIMER_SLEEP`], so a laptop that
+//!   wakes from suspend refreshes within a minute even with no caller.
+
+mod failure;
+mod op;
+#[cfg(test)]
+mod tests;
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use fkq_cred_proto::{
-    ErrorKind, ProfileState, ProfileStatus, Secret, WireError,
+    ErrorKind, ProfileState, ProfileStatus, Secret, TokenKind, TokenReply,
+    WireError,
 };
 use tokio::sync::{mpsc, oneshot};
-use tokio::task::JoinHandle;
+use tokio::time::Instant;
 
-use crate::auth::{AuthClient, AuthError};
+use crate::backend::Backend;
 use crate::config::Profile;
-use crate::password;
-use crate::schedule::{refresh_at, retry_delays};
+use crate::schedule::{refresh_at, retry_delays, MIN_REFRESH_INTERVAL};
 use crate::session::{
     base_status, token_reply, unix, Command, LoggedIn, Shared,
 };
 use crate::tokens::TokenSet;
+use failure::Failing;
+use op::{Done, Op, OpKind, Work};
 
 /// The longest the task sleeps before looking at the wall clock again. The
 /// monotonic timer stops during suspend; waking every minute bounds how
 /// late a refresh can be after the machine resumes.
-const MAX_TIMER_SLEEP: Duration = Duration::from_secs(60);
-
-/// Which HTTP operation is in flight.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum OpKind {
-    UserLogin,
-    AutoLogin,
-    Refresh,
-}
-
-impl OpKind {
-    fn as_str(self) -> &'static str {
-        match self {
-            Self::UserLogin => "login",
-            Self::AutoLogin => "automatic login",
-            Self::Refresh => "refresh",
-        }
-    }
-}
-
-struct Op {
-    id: u64,
-    kind: OpKind,
-    task: JoinHandle<()>,
-}
-
-enum OpError {
-    Auth(AuthError),
-    PasswordCommand(String),
-}
-
-struct Done {
-    id: u64,
-    result: Result<TokenSet, OpError>,
-    password: Option<Secret>,
-}
+pub const MAX_TIMER_SLEEP: Duration = Duration::from_secs(60);
 
 struct Waiter {
-    kind: fkq_cred_proto::TokenKind,
-    reply: oneshot::Sender<Result<fkq_cred_proto::TokenReply, WireError>>,
-}
-
-struct Failing {
-    since: SystemTime,
-    error: WireError,
-    next_retry: SystemTime,
+    kind: TokenKind,
+    reply: oneshot::Sender<Result<TokenReply, WireError>>,
 }
 
 #[derive(Default)]
@@ -82,13 +64,16 @@ struct Stats {
 /// The session task's state.
 pub(crate) struct Actor {
     profile: Arc<Profile>,
-    client: Result<Arc<AuthClient>, WireError>,
+    backend: Result<Arc<dyn Backend>, WireError>,
     shared: Arc<Shared>,
     rx: mpsc::Receiver<Command>,
     done_tx: mpsc::UnboundedSender<Done>,
     done_rx: mpsc::UnboundedReceiver<Done>,
     op: Option<Op>,
     next_op_id: u64,
+    /// When the last operation started, on the monotonic clock: the floor
+    /// between renewals is measured from here.
+    last_start: Option<Instant>,
     waiters: Vec<Waiter>,
     login_replies: Vec<oneshot::Sender<Result<LoggedIn, WireError>>>,
     username: Option<String>,
@@ -99,6 +84,8 @@ pub(crate) struct Actor {
     auto_login_blocked: bool,
     /// The deployment has no `/login/refresh` (older stacks).
     refresh_missing: bool,
+    /// The server refused the current refresh token; only a login helps.
+    refresh_rejected: bool,
     /// Why only the user can revive the session.
     login_required: Option<WireError>,
     failing: Option<Failing>,
@@ -110,7 +97,7 @@ pub(crate) struct Actor {
 impl Actor {
     pub(crate) fn new(
         profile: Arc<Profile>,
-        client: Result<Arc<AuthClient>, WireError>,
+        backend: Result<Arc<dyn Backend>, WireError>,
         shared: Arc<Shared>,
         rx: mpsc::Receiver<Command>,
     ) -> Self {
@@ -119,18 +106,20 @@ impl Actor {
             delays: Box::new(retry_delays(&profile)),
             username: profile.username.clone(),
             profile,
-            client,
+            backend,
             shared,
             rx,
             done_tx,
             done_rx,
             op: None,
             next_op_id: 0,
+            last_start: None,
             waiters: Vec::new(),
             login_replies: Vec::new(),
             remembered: None,
             auto_login_blocked: false,
             refresh_missing: false,
+            refresh_rejected: false,
             login_required: None,
             failing: None,
             refresh_plan: None,
@@ -163,64 +152,61 @@ impl Actor {
         self.shared.clock.now()
     }
 
+    /// How much longer the floor between renewals holds the next one back.
+    fn floor_left(&self) -> Duration {
+        self.last_start.map_or(Duration::ZERO, |at| {
+            (at + MIN_REFRESH_INTERVAL)
+                .saturating_duration_since(Instant::now())
+        })
+    }
+
+    /// How long to sleep before [`Self::on_timer`] has work, or `None` when
+    /// only a command or a finished operation can bring any.
     fn next_wake(&self) -> Option<Duration> {
         if self.op.is_some() {
             return None;
+        }
+        let floor = self.floor_left();
+        if !self.waiters.is_empty() {
+            return Some(floor);
         }
         let due = match &self.failing {
             Some(f) => Some(f.next_retry),
             None => self.refresh_plan,
         }?;
         let left = due.duration_since(self.now()).unwrap_or(Duration::ZERO);
-        Some(left.min(MAX_TIMER_SLEEP))
+        Some(left.max(floor).min(MAX_TIMER_SLEEP))
     }
 
     fn on_timer(&mut self) {
+        if self.op.is_some() || !self.floor_left().is_zero() {
+            return;
+        }
         let now = self.now();
-        let due = match &self.failing {
-            Some(f) => f.next_retry <= now,
-            None => self.refresh_plan.is_some_and(|at| at <= now),
-        };
-        if !due || self.op.is_some() {
+        let due = !self.waiters.is_empty()
+            || match &self.failing {
+                Some(f) => f.next_retry <= now,
+                None => self.refresh_plan.is_some_and(|at| at <= now),
+            };
+        if !due {
             return;
         }
         self.refresh_plan = None;
-        if let Err(error) = self.renew() {
-            self.fail_waiters(&error);
+        match self.renewal() {
+            Ok(kind) => self.start(kind, None, None),
+            Err(error) => {
+                // Nothing can renew the session: stop retrying, so the
+                // timer cannot spin, and tell whoever waits why.
+                self.failing = None;
+                self.fail_waiters(&error);
+            }
         }
     }
 
     fn on_command(&mut self, command: Command) {
         match command {
             Command::Get { kind, needed, force, reply } => {
-                if !force {
-                    if let Some(tokens) = self.shared.get() {
-                        if tokens.is_valid_for(self.now(), needed) {
-                            let _ = reply.send(token_reply(
-                                &self.profile.name,
-                                &tokens,
-                                kind,
-                            ));
-                            return;
-                        }
-                    }
-                }
-                if self.op.is_some() {
-                    self.waiters.push(Waiter { kind, reply });
-                    return;
-                }
-                if let Some(f) = &self.failing {
-                    if self.now() < f.next_retry {
-                        let _ = reply.send(Err(f.error.clone()));
-                        return;
-                    }
-                }
-                match self.renew() {
-                    Ok(()) => self.waiters.push(Waiter { kind, reply }),
-                    Err(error) => {
-                        let _ = reply.send(Err(error));
-                    }
-                }
+                self.on_get(Waiter { kind, reply }, needed, force);
             }
             Command::Login { username, password, new_password, reply } => {
                 self.start_user_login(username, password, new_password, reply);
@@ -232,28 +218,82 @@ impl Actor {
             Command::Status { reply } => {
                 let _ = reply.send(self.status());
             }
+            Command::Forget { reply } => {
+                self.forget();
+                let _ = reply.send(());
+            }
         }
     }
 
-    /// Starts whatever renews the session, or says why nothing can.
-    fn renew(&mut self) -> Result<(), WireError> {
-        if let Err(error) = &self.client {
+    /// Answers a caller who needs a token valid for `needed`; with `force`,
+    /// only a token obtained after this request will do.
+    fn on_get(&mut self, waiter: Waiter, needed: Duration, force: bool) {
+        if !force {
+            if let Some(tokens) = self.shared.get() {
+                if tokens.is_valid_for(self.now(), needed) {
+                    let _ = waiter.reply.send(token_reply(
+                        &self.profile.name,
+                        &tokens,
+                        waiter.kind,
+                    ));
+                    return;
+                }
+            }
+        }
+        if self.failing.is_some() {
+            // Renewals are failing: answer at once with the cause rather
+            // than keep the caller waiting on a server that is down. A
+            // retry that is due (the timer may still sleep after a
+            // suspend) starts now, for the callers that come next.
+            self.retry_if_due();
+            if let Some(failing) = &self.failing {
+                let error = self.failing_error(failing);
+                let _ = waiter.reply.send(Err(error));
+                return;
+            }
+        }
+        if self.op.is_some() {
+            self.waiters.push(waiter);
+            return;
+        }
+        match self.renewal() {
+            Err(error) => {
+                let _ = waiter.reply.send(Err(error));
+            }
+            // The timer starts the renewal once the floor has passed.
+            Ok(_) if !self.floor_left().is_zero() => self.waiters.push(waiter),
+            Ok(kind) => {
+                self.start(kind, None, None);
+                self.waiters.push(waiter);
+            }
+        }
+    }
+
+    /// Starts the retry of a failing session if it is due and nothing is
+    /// in flight.
+    fn retry_if_due(&mut self) {
+        let due =
+            self.failing.as_ref().is_some_and(|f| f.next_retry <= self.now());
+        if due && self.op.is_none() && self.floor_left().is_zero() {
+            self.on_timer();
+        }
+    }
+
+    /// Which operation would renew the session now, or why none can.
+    fn renewal(&self) -> Result<OpKind, WireError> {
+        if let Err(error) = &self.backend {
             return Err(error.clone());
         }
         if let Some(reason) = &self.login_required {
             return Err(reason.clone());
         }
         let tokens = self.shared.get();
-        let can_refresh =
-            tokens.as_ref().is_some_and(|t| !t.refresh.is_empty())
-                && !self.refresh_missing;
-        if can_refresh {
-            self.start(OpKind::Refresh, None, None);
-            return Ok(());
+        let can_refresh = tokens.as_ref().is_some_and(|t| t.can_refresh());
+        if can_refresh && !self.refresh_missing && !self.refresh_rejected {
+            return Ok(OpKind::Refresh);
         }
         if self.can_auto_login() {
-            self.start(OpKind::AutoLogin, None, None);
-            return Ok(());
+            return Ok(OpKind::AutoLogin);
         }
         Err(self.not_logged_in(tokens.is_some()))
     }
@@ -292,7 +332,7 @@ impl Actor {
         new_password: Option<Secret>,
         reply: oneshot::Sender<Result<LoggedIn, WireError>>,
     ) {
-        if let Err(error) = &self.client {
+        if let Err(error) = &self.backend {
             let _ = reply.send(Err(error.clone()));
             return;
         }
@@ -326,55 +366,23 @@ impl Actor {
         password: Option<Secret>,
         new_password: Option<Secret>,
     ) {
-        let Ok(client) = self.client.clone() else { return };
+        let Ok(backend) = self.backend.clone() else { return };
         self.next_op_id += 1;
         let id = self.next_op_id;
-        let done_tx = self.done_tx.clone();
-        let username = self.username.clone().unwrap_or_default();
-        let previous = self.shared.get();
-        let remembered = self.remembered.clone();
-        let command = self.profile.password_command.clone();
+        let work = Work {
+            kind,
+            backend,
+            username: self.username.clone().unwrap_or_default(),
+            previous: self.shared.get(),
+            password,
+            new_password,
+            remembered: self.remembered.clone(),
+            command: self.profile.password_command.clone(),
+        };
         tracing::debug!(profile = %self.profile.name, op = kind.as_str(), "starting");
-        let task = tokio::spawn(async move {
-            let (result, password) = match (kind, previous) {
-                (OpKind::Refresh, Some(previous)) => (
-                    client.refresh(&previous).await.map_err(OpError::Auth),
-                    None,
-                ),
-                (OpKind::UserLogin, _) => {
-                    let password = password.unwrap_or_default();
-                    (
-                        login(
-                            &client,
-                            &username,
-                            &password,
-                            new_password.as_ref(),
-                        )
-                        .await,
-                        Some(password),
-                    )
-                }
-                _ => {
-                    let password = match (remembered, command) {
-                        (Some(p), _) => Ok(p),
-                        (None, Some(argv)) => password::run(&argv)
-                            .await
-                            .map_err(OpError::PasswordCommand),
-                        (None, None) => Err(OpError::PasswordCommand(
-                            "no password source".into(),
-                        )),
-                    };
-                    match password {
-                        Ok(p) => {
-                            (login(&client, &username, &p, None).await, None)
-                        }
-                        Err(e) => (Err(e), None),
-                    }
-                }
-            };
-            let _ = done_tx.send(Done { id, result, password });
-        });
+        let task = op::spawn(id, work, self.done_tx.clone());
         self.op = Some(Op { id, kind, task });
+        self.last_start = Some(Instant::now());
     }
 
     fn on_done(&mut self, done: Done) {
@@ -397,7 +405,10 @@ impl Actor {
         let now = self.now();
         match kind {
             OpKind::Refresh => self.stats.refreshes += 1,
-            OpKind::UserLogin | OpKind::AutoLogin => self.stats.logins += 1,
+            OpKind::UserLogin | OpKind::AutoLogin => {
+                self.stats.logins += 1;
+                self.refresh_rejected = false;
+            }
         }
         self.stats.last_refresh = Some(now);
         if kind == OpKind::UserLogin {
@@ -433,102 +444,26 @@ impl Actor {
         }
     }
 
-    fn on_failure(&mut self, kind: OpKind, error: OpError) {
-        let now = self.now();
-        self.stats.failures += 1;
-        let wire = match &error {
-            OpError::Auth(e) => e.to_wire(),
-            OpError::PasswordCommand(m) => WireError::new(
-                ErrorKind::NotLoggedIn,
-                format!(
-                    "{m}; fix password_command or run `{}`",
-                    self.login_command()
-                ),
-            ),
-        };
-        tracing::warn!(profile = %self.profile.name, op = kind.as_str(), error = %wire.message, "failed");
-
-        match (kind, &error) {
-            (OpKind::UserLogin, _) => {
-                for reply in self.login_replies.drain(..) {
-                    let _ = reply.send(Err(wire.clone()));
-                }
-                self.fail_waiters(&wire);
-            }
-            (
-                OpKind::Refresh,
-                OpError::Auth(
-                    e @ (AuthError::RefreshRejected { .. }
-                    | AuthError::RefreshNotFound { .. }),
-                ),
-            ) => {
-                if matches!(e, AuthError::RefreshNotFound { .. }) {
-                    self.refresh_missing = true;
-                }
-                if self.can_auto_login() {
-                    self.start(OpKind::AutoLogin, None, None);
-                    return;
-                }
-                let message = format!("{e}; run `{}`", self.login_command());
-                self.require_login(WireError::new(
-                    ErrorKind::NotLoggedIn,
-                    message,
-                ));
-            }
-            (
-                OpKind::AutoLogin,
-                OpError::Auth(
-                    e @ (AuthError::Rejected { .. }
-                    | AuthError::ChallengeRequired { .. }),
-                ),
-            ) => {
-                self.auto_login_blocked = true;
-                self.remembered = None;
-                let message = format!(
-                    "automatic login for profile {:?} failed: {e}; automatic logins are paused until you run `{}`",
-                    self.profile.name,
-                    self.login_command()
-                );
-                self.require_login(WireError::new(
-                    ErrorKind::NotLoggedIn,
-                    message,
-                ));
-            }
-            _ => {
-                let delay =
-                    self.delays.next().unwrap_or(self.profile.retry_max);
-                let since = self.failing.as_ref().map_or(now, |f| f.since);
-                self.failing = Some(Failing {
-                    since,
-                    error: wire.clone(),
-                    next_retry: now + delay,
-                });
-                tracing::info!(profile = %self.profile.name, retry_in_ms = delay.as_millis() as u64, "will retry");
-                self.fail_waiters(&wire);
-            }
-        }
-    }
-
-    fn require_login(&mut self, reason: WireError) {
-        self.failing = None;
-        self.refresh_plan = None;
-        self.fail_waiters(&reason);
-        self.login_required = Some(reason);
-    }
-
-    fn fail_waiters(&mut self, error: &WireError) {
-        for waiter in self.waiters.drain(..) {
-            let _ = waiter.reply.send(Err(error.clone()));
-        }
-    }
-
     fn logout(&mut self) {
+        self.clear("was logged out");
+        self.auto_login_blocked = true;
+        tracing::info!(profile = %self.profile.name, "logged out");
+    }
+
+    /// Drops the tokens and the remembered password but keeps the right to
+    /// log in through a `password_command`, which holds no secret in memory.
+    fn forget(&mut self) {
+        self.clear("had its tokens forgotten");
+        tracing::info!(profile = %self.profile.name, "tokens forgotten");
+    }
+
+    fn clear(&mut self, what: &str) {
         if let Some(op) = self.op.take() {
             op.task.abort();
         }
         let error = WireError::new(
             ErrorKind::NotLoggedIn,
-            format!("profile {:?} was logged out", self.profile.name),
+            format!("profile {:?} {what}", self.profile.name),
         );
         self.fail_waiters(&error);
         for reply in self.login_replies.drain(..) {
@@ -536,23 +471,22 @@ impl Actor {
         }
         self.shared.set(None);
         self.remembered = None;
-        self.auto_login_blocked = true;
+        self.refresh_rejected = false;
         self.login_required = None;
         self.failing = None;
         self.refresh_plan = None;
-        tracing::info!(profile = %self.profile.name, "logged out");
     }
 
     fn status(&self) -> ProfileStatus {
         let tokens = self.shared.get();
         let now = self.now();
+        // A retry in flight does not hide that renewals are failing.
         let state = match (self.op.as_ref().map(|op| op.kind), &tokens) {
-            (Some(OpKind::UserLogin | OpKind::AutoLogin), _) => {
-                ProfileState::LoggingIn
-            }
-            (Some(OpKind::Refresh), Some(_)) => ProfileState::Refreshing,
+            (Some(OpKind::UserLogin), _) => ProfileState::LoggingIn,
             _ if self.login_required.is_some() => ProfileState::LoginRequired,
             _ if self.failing.is_some() => ProfileState::Failing,
+            (Some(OpKind::AutoLogin), _) => ProfileState::LoggingIn,
+            (Some(OpKind::Refresh), Some(_)) => ProfileState::Refreshing,
             (_, Some(t)) if t.is_unexpired(now) => ProfileState::Active,
             _ => ProfileState::LoggedOut,
         };
@@ -571,28 +505,6 @@ impl Actor {
         status.failing_since = unix(self.failing.as_ref().map(|f| f.since));
         status.next_retry = unix(self.failing.as_ref().map(|f| f.next_retry));
         status
-    }
-}
-
-/// Logs in, answering a new-password challenge when the user gave one.
-async fn login(
-    client: &AuthClient,
-    username: &str,
-    password: &Secret,
-    new_password: Option<&Secret>,
-) -> Result<TokenSet, OpError> {
-    match (client.login(username, password).await, new_password) {
-        (
-            Err(AuthError::ChallengeRequired { name, session, .. }),
-            Some(new_password),
-        ) => {
-            client
-                .set_new_password(username, &name, &session, new_password)
-                .await
-                .map_err(OpError::Auth)?;
-            client.login(username, new_password).await.map_err(OpError::Auth)
-        }
-        (result, _) => result.map_err(OpError::Auth),
     }
 }
 

@@ -8,7 +8,17 @@
 //! auth_url = "https://abc.execute-api.us-east-1.amazonaws.com/"
 //! api_url = "https://def.execute-api.us-east-1.amazonaws.com/"
 //! username = "me@example.com"
+//!
+//! [profiles.direct]            # talking to the Cognito user pool itself
+//! provider = "cognito"
+//! region = "us-east-1"
+//! client_id = "1example23456789"
+//! api_url = "https://def.execute-api.us-east-1.amazonaws.com/"
 //! ```
+//!
+//! Top-level keys besides the profiles: `default_profile`, and
+//! `lock_memory = true`, which has the daemon lock all its memory so no
+//! secret is ever written to swap (see [`crate::harden::lock_memory`]).
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -19,8 +29,13 @@ use reqwest::Url;
 use serde::Deserialize;
 use thiserror::Error;
 
+mod provider;
+
+use provider::provider_of;
+pub use provider::Provider;
+
 /// The environment variable naming the config file, like `--config`.
-pub const CONFIG_ENV: &str = "FKQ_CRED_CONFIG";
+pub const CONFIG_ENV: &str = fkq_cred_proto::paths::CONFIG_ENV;
 
 /// The name of the profile built from environment variables.
 pub const ENV_PROFILE: &str = "default";
@@ -80,6 +95,16 @@ pub struct Config {
     pub default_profile: Option<String>,
     /// Profiles by name.
     pub profiles: BTreeMap<String, Profile>,
+    /// `autostart`: whether a client may start the daemon when it finds
+    /// none; `None` means the default, yes. Read by a daemon started with
+    /// `--autostart`, so the client never parses the config.
+    pub autostart: Option<bool>,
+    /// `idle_exit`: a daemon started on demand exits after this long
+    /// without a request other than `status` or `ping`; `None`, never.
+    pub idle_exit: Option<Duration>,
+    /// Lock all of the daemon's memory (`mlockall`) so that no secret is
+    /// ever written to swap. Read at start; a reload does not change it.
+    pub lock_memory: bool,
 }
 
 /// One FormKiQ deployment and the user to log in as.
@@ -87,8 +112,11 @@ pub struct Config {
 pub struct Profile {
     /// The profile's name.
     pub name: String,
-    /// The auth endpoint: stack output `UserAuthApiUrl` or
-    /// `CognitoApiEndpoint`.
+    /// Who hands out the tokens.
+    pub provider: Provider,
+    /// Where logins go: the auth endpoint (stack output `UserAuthApiUrl`
+    /// or `CognitoApiEndpoint`), or with `provider = "cognito"` the user
+    /// pool's API (`cognito_endpoint`, by default the regional one).
     pub auth_url: Url,
     /// The API endpoint: stack output `HttpApiUrl`.
     pub api_url: Url,
@@ -124,6 +152,10 @@ impl Profile {
 #[serde(deny_unknown_fields)]
 struct FileConfig {
     default_profile: Option<String>,
+    autostart: Option<bool>,
+    idle_exit: Option<DurationValue>,
+    #[serde(default)]
+    lock_memory: bool,
     #[serde(default)]
     profiles: BTreeMap<String, FileProfile>,
 }
@@ -131,7 +163,11 @@ struct FileConfig {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FileProfile {
-    auth_url: String,
+    provider: Option<String>,
+    auth_url: Option<String>,
+    region: Option<String>,
+    client_id: Option<String>,
+    cognito_endpoint: Option<String>,
     api_url: String,
     username: Option<String>,
     ca_file: Option<PathBuf>,
@@ -166,8 +202,7 @@ impl DurationValue {
 /// The default config file path: `$XDG_CONFIG_HOME/fkq-cred/config.toml`
 /// on Linux, the platform's config directory elsewhere.
 pub fn default_path() -> Option<PathBuf> {
-    directories::ProjectDirs::from("", "", "fkq-cred")
-        .map(|d| d.config_dir().join("config.toml"))
+    fkq_cred_proto::paths::default_config_path()
 }
 
 impl Config {
@@ -216,11 +251,29 @@ impl Config {
                 });
             }
         }
+        let idle_exit = file
+            .idle_exit
+            .as_ref()
+            .map(|v| v.resolve("idle_exit"))
+            .transpose()
+            .map_err(|message| ConfigError::Parse {
+                path: path.into(),
+                message,
+            })?
+            .filter(|d| !d.is_zero());
         Ok(Self {
             source_name,
             default_profile: file.default_profile,
             profiles,
+            autostart: file.autostart,
+            idle_exit,
+            lock_memory: file.lock_memory,
         })
+    }
+
+    /// Whether a client may start the daemon on demand.
+    pub fn autostart(&self) -> bool {
+        self.autostart.unwrap_or(true)
     }
 
     /// Builds the environment-only profile from `FKQ_AUTH_URL` (or the
@@ -249,7 +302,11 @@ impl Config {
             });
         };
         let raw = FileProfile {
-            auth_url,
+            provider: None,
+            auth_url: Some(auth_url),
+            region: None,
+            client_id: None,
+            cognito_endpoint: None,
             api_url,
             username: pick("FKQ_USERNAME", "USERNAME"),
             ca_file: pick("FKQ_CA_FILE", "FKQ_CA_FILE").map(PathBuf::from),
@@ -273,6 +330,7 @@ impl Config {
             source_name,
             default_profile: Some(ENV_PROFILE.into()),
             profiles,
+            ..Self::default()
         })
     }
 
@@ -289,11 +347,7 @@ impl Config {
 }
 
 fn build_profile(name: &str, raw: FileProfile) -> Result<Profile, String> {
-    let auth_url = parse_url(
-        "auth_url",
-        &raw.auth_url,
-        "UserAuthApiUrl or CognitoApiEndpoint",
-    )?;
+    let (provider, auth_url) = provider_of(&raw)?;
     let api_url = parse_url("api_url", &raw.api_url, "HttpApiUrl")?;
     let duration =
         |v: &Option<DurationValue>, key: &str, default: Duration| match v {
@@ -311,6 +365,7 @@ fn build_profile(name: &str, raw: FileProfile) -> Result<Profile, String> {
     }
     Ok(Profile {
         name: name.into(),
+        provider,
         auth_url,
         api_url,
         username: raw.username.filter(|u| !u.is_empty()),
@@ -399,6 +454,26 @@ mod tests {
     }
 
     #[test]
+    fn password_sources_parse_and_an_empty_command_is_refused() {
+        let base =
+            "[profiles.p]\nauth_url = \"https://a\"\napi_url = \"https://b\"\n";
+        let config = parse(&format!(
+            "{base}password_command = [\"pass\", \"show\", \"fkq\"]\nremember_password = true\n"
+        ))
+        .unwrap();
+        let p = &config.profiles["p"];
+        assert_eq!(
+            p.password_command.as_deref(),
+            Some(&["pass".to_string(), "show".into(), "fkq".into()][..])
+        );
+        assert!(p.remember_password && p.has_password_source());
+        let err = parse(&format!("{base}password_command = []\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("password_command must name a program"), "{err}");
+    }
+
+    #[test]
     fn plain_http_is_refused_unless_loopback() {
         let text = |auth: &str| {
             format!("[profiles.p]\nauth_url = \"{auth}\"\napi_url = \"https://api.example.com\"\n")
@@ -423,6 +498,49 @@ mod tests {
         let err =
             parse("default_profile = \"nope\"\n").unwrap_err().to_string();
         assert!(err.contains("nope"), "{err}");
+    }
+
+    #[test]
+    fn autostart_and_idle_exit_are_top_level_keys() {
+        let config = parse("autostart = false\nidle_exit = \"8h\"\n").unwrap();
+        assert!(!config.autostart());
+        assert_eq!(config.idle_exit, Some(Duration::from_secs(8 * 3600)));
+
+        let config = parse("idle_exit = 0\n").unwrap();
+        assert!(config.autostart(), "on unless turned off");
+        assert_eq!(config.idle_exit, None, "zero means never");
+
+        let err = parse("idle_exit = \"soon\"\n").unwrap_err().to_string();
+        assert!(err.contains("idle_exit") && err.contains("/cfg"), "{err}");
+    }
+
+    #[test]
+    fn lock_memory_is_a_top_level_switch_that_defaults_to_off() {
+        let profile =
+            "[profiles.p]\nauth_url = \"https://a\"\napi_url = \"https://b\"\n";
+        assert!(!parse(profile).unwrap().lock_memory);
+        let on = parse(&format!("lock_memory = true\n{profile}")).unwrap();
+        assert!(on.lock_memory);
+        let err = parse("lock_memory = \"yes\"\n").unwrap_err().to_string();
+        assert!(err.contains("lock_memory"), "{err}");
+    }
+
+    #[test]
+    fn no_key_can_turn_tls_verification_off() {
+        // Extra trust comes only from ca_file, the OS store or
+        // SSL_CERT_FILE; a switch that skips verification does not exist,
+        // and a config that tries one is refused, not silently ignored.
+        for key in [
+            "insecure = true",
+            "danger_accept_invalid_certs = true",
+            "verify_tls = false",
+            "tls_verify = false",
+        ] {
+            let text = format!("[profiles.p]\nauth_url = \"https://a\"\napi_url = \"https://b\"\n{key}\n");
+            let err = parse(&text).unwrap_err().to_string();
+            let name = key.split(' ').next().unwrap();
+            assert!(err.contains(name), "{key}: {err}");
+        }
     }
 
     #[test]

@@ -45,19 +45,24 @@ pub fn refresh_at(
     Some(planned.max(tokens.received_at + MIN_REFRESH_INTERVAL))
 }
 
-/// The pauses between retries: exponential from [`RETRY_MIN`] to
-/// `retry_max`, with jitter, without end.
+/// The pauses between retries: doubling from [`RETRY_MIN`], each with up
+/// to as much again of random jitter, never longer than `retry_max`, and
+/// without end.
 pub fn retry_delays(
     profile: &Profile,
 ) -> impl Iterator<Item = Duration> + Send {
     use backon::BackoffBuilder;
+    let max = profile.retry_max;
+    // backon's jitter adds up to one more delay on top, even at the cap;
+    // the cap is clamped again so `retry_max` holds.
     backon::ExponentialBuilder::default()
-        .with_min_delay(RETRY_MIN.min(profile.retry_max))
-        .with_max_delay(profile.retry_max)
+        .with_min_delay(RETRY_MIN.min(max))
+        .with_max_delay(max)
         .with_factor(2.0)
         .with_jitter()
         .without_max_times()
         .build()
+        .map(move |delay| delay.min(max))
 }
 
 #[cfg(test)]
@@ -146,9 +151,9 @@ mod tests {
                 && delays[0] < RETRY_MIN * 2 + Duration::from_millis(1)
         );
         assert!(
-            delays.iter().all(|d| *d <= Duration::from_secs(16)),
+            delays.iter().all(|d| *d <= Duration::from_secs(8)),
             "{delays:?}"
         );
-        assert!(delays[9] >= Duration::from_secs(8), "{delays:?}");
+        assert_eq!(delays[9], Duration::from_secs(8), "{delays:?}");
     }
 }

@@ -9,10 +9,11 @@ use std::task::Poll;
 use std::time::Duration;
 
 use fkq_cred_proto::frame::{self, MAX_REQUEST_LEN};
-use fkq_cred_proto::handshake::{self, Hello, HELLO_LEN};
-use fkq_cred_proto::location::{
-    ensure_private_dir, LocationError, SocketLocation,
+use fkq_cred_proto::handshake::{
+    self, client_flags, daemon_flags, Hello, HELLO_LEN,
 };
+use fkq_cred_proto::location::{LocationError, SocketLocation};
+use fkq_cred_proto::lock::{LockError, StartLock};
 use fkq_cred_proto::{
     codec, ErrorKind, Request, Response, WireError, PROTOCOL_VERSION,
 };
@@ -39,7 +40,9 @@ pub const MAX_CONNECTIONS: usize = 1024;
 /// greeting). A stalled peer holds only its own task, never another's.
 pub const FRAME_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// How long a connection may sit silent between requests.
+/// How long a connection may sit silent between requests: long enough for
+/// a script that keeps one connection between steps, short enough that
+/// forgotten connections do not pile up.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How long a reply may take to be written to a peer that does not read.
@@ -52,12 +55,39 @@ const READ_BUFFER: usize = 1024;
 /// How long shutdown waits for in-flight requests.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
+/// The limits one daemon applies to its connections. The defaults are the
+/// constants above; `fkq-credd --frame-timeout/--idle-timeout/
+/// --max-connections` change them, which tests use to watch a timeout fire
+/// without waiting half a minute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// See [`FRAME_TIMEOUT`].
+    pub frame_timeout: Duration,
+    /// See [`IDLE_TIMEOUT`].
+    pub idle_timeout: Duration,
+    /// See [`MAX_CONNECTIONS`]; at least one.
+    pub max_connections: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            frame_timeout: FRAME_TIMEOUT,
+            idle_timeout: IDLE_TIMEOUT,
+            max_connections: MAX_CONNECTIONS,
+        }
+    }
+}
+
 /// Why the socket could not be bound.
 #[derive(Debug, Error)]
 pub enum BindError {
     /// The location is unusable.
     #[error(transparent)]
     Location(#[from] LocationError),
+    /// The start lock could not be taken.
+    #[error(transparent)]
+    Lock(#[from] LockError),
     /// A live daemon already answers there.
     #[error("another fkq-credd is already running on {0:?}; stop it with `fkq-cred daemon stop`")]
     AlreadyRunning(PathBuf),
@@ -75,15 +105,46 @@ pub enum BindError {
 }
 
 /// Binds the socket at `location`: private directory first, a stale socket
-/// from a dead daemon replaced, a live one or a non-socket left alone.
+/// from a dead daemon replaced, a live one or a non-socket left alone. The
+/// start lock is held meanwhile, so two daemons started at once cannot
+/// both take a stale socket for their own.
 pub fn bind(location: &SocketLocation) -> Result<Listener, BindError> {
+    location.ensure_dir()?;
+    let _lock = StartLock::acquire(location)?;
+    bind_in_place(location)
+}
+
+/// [`bind`] for a daemon whose starter holds the start lock for it (a
+/// client that auto-starts it and waits for its readiness report).
+pub fn bind_held(location: &SocketLocation) -> Result<Listener, BindError> {
+    location.ensure_dir()?;
+    bind_in_place(location)
+}
+
+/// Wraps the listening socket systemd passed. The daemon never removes
+/// that socket: it belongs to the socket unit, which keeps listening while
+/// the daemon restarts.
+#[cfg(unix)]
+pub fn adopt(
+    fd: std::os::fd::OwnedFd,
+    path: &Path,
+) -> Result<Listener, BindError> {
+    use interprocess::os::unix::uds_local_socket::tokio::Listener as Uds;
+    Uds::try_from(fd)
+        .map(Listener::from)
+        .map_err(|source| BindError::Io { path: path.into(), source })
+}
+
+fn bind_in_place(location: &SocketLocation) -> Result<Listener, BindError> {
     let path = &location.path;
     let io_error = |source| BindError::Io { path: path.clone(), source };
-    match &location.private_dir {
-        Some(dir) => ensure_private_dir(dir)?,
-        None => create_parent(path).map_err(io_error)?,
-    }
     clear_stale(path)?;
+    // The socket file is created by bind with the mode the umask leaves,
+    // and only then narrowed to 0600: with 077 in force there is no moment
+    // in which another user could connect. `harden` set it already; doing
+    // it here too keeps bind safe whoever calls it.
+    #[cfg(unix)]
+    crate::harden::private_umask();
     let name =
         path.as_path().to_fs_name::<GenericFilePath>().map_err(io_error)?;
     let listener = ListenerOptions::new()
@@ -98,20 +159,6 @@ pub fn bind(location: &SocketLocation) -> Result<Listener, BindError> {
             .map_err(io_error)?;
     }
     Ok(listener)
-}
-
-fn create_parent(path: &Path) -> io::Result<()> {
-    let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty())
-    else {
-        return Ok(());
-    };
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::DirBuilderExt;
-        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(parent)
-    }
-    #[cfg(not(unix))]
-    std::fs::create_dir_all(parent)
 }
 
 #[cfg(unix)]
@@ -143,9 +190,25 @@ fn clear_stale(_path: &Path) -> Result<(), BindError> {
 
 /// Accepts connections until shutdown is requested, then waits up to
 /// [`SHUTDOWN_GRACE`] for the connections in flight.
-pub async fn serve(listener: Listener, service: Arc<Service>) {
+pub async fn serve(listener: Listener, service: Arc<Service>, limits: Limits) {
+    serve_at(listener, service, limits, None).await;
+}
+
+/// [`serve`] for a listener bound at `unlink`, whose name this daemon
+/// removes itself at shutdown, *before* it stops listening (bind it with
+/// name reclamation off). Removing it after, as dropping a reclaiming
+/// listener does, leaves a moment in which a client finds a refusing
+/// socket, starts a successor that binds anew, and then loses that
+/// successor's socket to the late removal.
+pub async fn serve_at(
+    listener: Listener,
+    service: Arc<Service>,
+    limits: Limits,
+    unlink: Option<PathBuf>,
+) {
     let mut shutdown = service.shutdown_signal();
-    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let max_connections = limits.max_connections.max(1);
+    let slots = Arc::new(Semaphore::new(max_connections));
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
@@ -170,16 +233,21 @@ pub async fn serve(listener: Listener, service: Arc<Service>) {
         tokio::spawn(async move {
             let busy = permit.is_none();
             if let Err(e) =
-                serve_connection(stream, &service, busy, shutdown).await
+                serve_connection(stream, &service, busy, shutdown, &limits)
+                    .await
             {
                 tracing::debug!(error = %e, "connection ended with an error");
             }
             drop(permit);
         });
     }
+    if let Some(path) = unlink {
+        if let Err(e) = std::fs::remove_file(&path) {
+            tracing::warn!(path = %path.display(), error = %e, "cannot remove the socket");
+        }
+    }
     drop(listener);
-    let all =
-        u32::try_from(MAX_CONNECTIONS).expect("MAX_CONNECTIONS fits in u32");
+    let all = u32::try_from(max_connections).unwrap_or(u32::MAX);
     if tokio::time::timeout(SHUTDOWN_GRACE, slots.acquire_many(all))
         .await
         .is_err()
@@ -201,10 +269,16 @@ fn is_owner(stream: &Stream) -> bool {
     #[cfg(unix)]
     {
         let me = fkq_cred_proto::location::current_uid();
-        match stream.peer_creds().map(|c| c.euid()) {
-            Ok(Some(uid)) if uid == me => true,
-            Ok(uid) => {
-                tracing::warn!(peer_uid = ?uid, "refused a connection from another user");
+        match stream.peer_creds() {
+            Ok(creds) if creds.euid() == Some(me) => true,
+            Ok(creds) => {
+                // The uid and pid say who knocked; nothing they sent is
+                // read, so nothing of theirs can reach the log.
+                tracing::warn!(
+                    peer_uid = ?creds.euid(),
+                    peer_pid = ?creds.pid(),
+                    "refused a connection from another user"
+                );
                 false
             }
             Err(e) => {
@@ -242,45 +316,66 @@ pub enum ConnectionError {
 /// the reply is encoded into one buffer kept for the connection, and the
 /// idle and shutdown watches are set up once per connection, not per
 /// request.
-pub async fn serve_connection<S: AsyncRead + AsyncWrite + Unpin>(
+pub async fn serve_connection<S>(
     stream: S,
     service: &Service,
     busy: bool,
     mut shutdown: watch::Receiver<bool>,
-) -> Result<(), ConnectionError> {
+    limits: &Limits,
+) -> Result<(), ConnectionError>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let mut stream = BufReader::with_capacity(READ_BUFFER, stream);
     let mut out = Zeroizing::new(Vec::new());
     let mut hello = [0u8; HELLO_LEN];
-    read_whole(&mut stream, &mut hello).await?;
+    read_whole(&mut stream, &mut hello, limits.frame_timeout).await?;
     let Hello::Version(version) = handshake::decode_hello(&hello) else {
         return Err(ConnectionError::Foreign);
     };
+    let is_current = version == PROTOCOL_VERSION;
+    let stop = !is_current
+        && must_stop_for(service, version, handshake::hello_flags(&hello));
+    let mut flags = service.origin().greeting_flags();
+    if stop {
+        flags |= daemon_flags::STOPPING;
+    }
     // The client sends its greeting and first request in one write. When
     // that request is already here whole, the greeting leaves with its
     // reply, so the client is woken once instead of twice.
-    let is_current = version == PROTOCOL_VERSION;
-    out.extend_from_slice(&handshake::hello());
+    out.extend_from_slice(&handshake::hello_with_flags(flags));
     if !is_current || busy || !holds_whole_frame(stream.buffer()) {
         write(&mut stream, &mut out).await?;
     }
     if !is_current {
         tracing::info!(
             client_version = version,
+            stopping = stop,
             "client speaks another protocol version"
         );
+        if stop {
+            // The client reads until this connection closes, which happens
+            // only once the socket is gone: then it starts its successor.
+            service.keep_until_exit(Box::new(stream));
+            service.request_shutdown();
+        }
         return Ok(());
     }
     if busy {
         let error = WireError::new(
             ErrorKind::Busy,
-            format!("fkq-credd is serving its maximum of {MAX_CONNECTIONS} connections; try again shortly"),
+            format!(
+                "fkq-credd is serving its maximum of {} connections; try \
+                 again shortly",
+                limits.max_connections
+            ),
         );
         return send(&mut stream, &mut out, &Response::Error(error)).await;
     }
 
     let stop = shutdown.wait_for(|stop| *stop);
     tokio::pin!(stop);
-    let idle = tokio::time::sleep(IDLE_TIMEOUT);
+    let idle = tokio::time::sleep(limits.idle_timeout);
     tokio::pin!(idle);
     let mut last_request = Instant::now();
     loop {
@@ -296,15 +391,20 @@ pub async fn serve_connection<S: AsyncRead + AsyncWrite + Unpin>(
             () = &mut idle => {
                 // The timer was set for the first request; move it on to
                 // the last one, or close if there was none since.
-                let deadline = last_request + IDLE_TIMEOUT;
+                let deadline = last_request + limits.idle_timeout;
                 if deadline <= Instant::now() {
+                    tracing::debug!(
+                        idle_secs = limits.idle_timeout.as_secs_f64(),
+                        "closing an idle connection"
+                    );
                     return Ok(());
                 }
                 idle.as_mut().reset(deadline);
                 continue;
             }
         };
-        read_whole(&mut stream, &mut header[first..]).await?;
+        read_whole(&mut stream, &mut header[first..], limits.frame_timeout)
+            .await?;
         let len = match frame::body_len(header, MAX_REQUEST_LEN) {
             Ok(len) => len,
             Err(e) => {
@@ -321,8 +421,10 @@ pub async fn serve_connection<S: AsyncRead + AsyncWrite + Unpin>(
             Pin::new(&mut stream).consume(len);
             request
         } else {
-            let mut body = vec![0u8; len];
-            read_whole(&mut stream, &mut body).await?;
+            // The body may hold a password: its buffer is zeroed when
+            // dropped.
+            let mut body = Zeroizing::new(vec![0u8; len]);
+            read_whole(&mut stream, &mut body, limits.frame_timeout).await?;
             decode(&body)
         };
         let answered = match &request {
@@ -370,11 +472,27 @@ fn decode(body: &[u8]) -> Result<Request, WireError> {
     })
 }
 
+/// Whether a client of protocol `version` that greeted with `flags` may
+/// stop this daemon: anyone who asks explicitly (`fkq-cred daemon stop`,
+/// whose `Shutdown` frame we could not read), and a newer client replacing
+/// a daemon that a client started. An older client never replaces a newer
+/// daemon, so two releases installed side by side cannot take turns
+/// killing each other's daemon.
+fn must_stop_for(service: &Service, version: u16, flags: u8) -> bool {
+    if flags & client_flags::STOP_IF_OTHER_VERSION != 0 {
+        return true;
+    }
+    flags & client_flags::REPLACE_IF_OLDER != 0
+        && version > PROTOCOL_VERSION
+        && service.origin().is_replaceable()
+}
+
 /// Reads exactly `buf.len()` bytes: at once when they have arrived, as
-/// they nearly always have, else waiting at most [`FRAME_TIMEOUT`].
+/// they nearly always have, else waiting at most `limit`.
 async fn read_whole<S: AsyncRead + Unpin>(
     stream: &mut BufReader<S>,
     buf: &mut [u8],
+    limit: Duration,
 ) -> Result<(), ConnectionError> {
     let buffered = stream.buffer();
     if buffered.len() >= buf.len() {
@@ -382,7 +500,7 @@ async fn read_whole<S: AsyncRead + Unpin>(
         Pin::new(stream).consume(buf.len());
         return Ok(());
     }
-    within(FRAME_TIMEOUT, stream.read_exact(buf)).await.map(drop)
+    within(limit, stream.read_exact(buf)).await.map(drop)
 }
 
 /// Runs `io`, giving up after `limit`. The timer is only set up when `io`

@@ -18,6 +18,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::actor::Actor;
 use crate::auth::{AuthClient, AuthError};
+use crate::backend::Backend;
 use crate::clock::Clock;
 use crate::config::Profile;
 use crate::tokens::TokenSet;
@@ -46,6 +47,9 @@ pub(crate) enum Command {
     Logout { reply: oneshot::Sender<()> },
     /// Report the state.
     Status { reply: oneshot::Sender<ProfileStatus> },
+    /// Forget the tokens and any remembered password, but unlike `Logout`
+    /// let a `password_command` log in again on the next `get`.
+    Forget { reply: oneshot::Sender<()> },
 }
 
 /// What a successful login reports.
@@ -86,13 +90,38 @@ pub struct SessionHandle {
 impl SessionHandle {
     /// Starts the session task for `profile` on the current runtime.
     pub fn spawn(profile: Profile, clock: Arc<dyn Clock>) -> Self {
+        let client = AuthClient::new(&profile)
+            .map(|c| Arc::new(c.with_clock(clock.clone())))
+            .map_err(|e| e.to_wire());
+        let backend = client.clone().map(|c| c as Arc<dyn Backend>);
+        Self::start(profile, clock, client, backend)
+    }
+
+    /// Starts a session whose logins and refreshes go to `backend`; its
+    /// `sites` has no HTTP client and fails. For the session's own tests.
+    #[cfg(test)]
+    pub(crate) fn spawn_with_backend(
+        profile: Profile,
+        clock: Arc<dyn Clock>,
+        backend: Arc<dyn Backend>,
+    ) -> Self {
+        let client = Err(WireError::new(
+            ErrorKind::Internal,
+            "this test session has no HTTP client",
+        ));
+        Self::start(profile, clock, client, Ok(backend))
+    }
+
+    fn start(
+        profile: Profile,
+        clock: Arc<dyn Clock>,
+        client: Result<Arc<AuthClient>, WireError>,
+        backend: Result<Arc<dyn Backend>, WireError>,
+    ) -> Self {
         let profile = Arc::new(profile);
-        let client =
-            AuthClient::new(&profile).map(Arc::new).map_err(|e| e.to_wire());
         let shared = Arc::new(Shared { current: RwLock::new(None), clock });
         let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
-        let actor =
-            Actor::new(profile.clone(), client.clone(), shared.clone(), rx);
+        let actor = Actor::new(profile.clone(), backend, shared.clone(), rx);
         tokio::spawn(actor.run());
         Self { profile, client, shared, tx }
     }
@@ -134,13 +163,6 @@ impl SessionHandle {
         })
     }
 
-    /// Puts `tokens` where `get` reads them, as the session task does
-    /// after a login.
-    #[cfg(test)]
-    pub(crate) fn install(&self, tokens: TokenSet) {
-        self.shared.set(Some(Arc::new(tokens)));
-    }
-
     /// Builds the reply for `kind` from `tokens`.
     pub(crate) fn reply(
         &self,
@@ -166,9 +188,21 @@ impl SessionHandle {
         .await?
     }
 
+    /// Puts `tokens` in place as if a login had just returned them.
+    #[cfg(test)]
+    pub(crate) fn install_tokens(&self, tokens: Arc<TokenSet>) {
+        self.shared.set(Some(tokens));
+    }
+
     /// Forgets the tokens and any remembered password.
     pub async fn logout(&self) -> Result<(), WireError> {
         self.ask(|reply| Command::Logout { reply }).await
+    }
+
+    /// Forgets the tokens and any remembered password (SIGUSR1); the next
+    /// `get` logs in again only through a `password_command`.
+    pub async fn forget(&self) -> Result<(), WireError> {
+        self.ask(|reply| Command::Forget { reply }).await
     }
 
     /// The session's state.

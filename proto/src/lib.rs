@@ -8,7 +8,10 @@
 //! - [`codec`]: the one place that knows the body encoding (bincode 1.3).
 //! - [`message`]: requests, responses and the typed errors between them.
 //! - [`location`]: the one function that decides where the socket lives.
+//! - [`lock`]: the start lock that lets exactly one daemon start.
+//! - [`paths`]: the one function that decides where the config file is.
 //! - [`secret`]: a zeroizing string that never prints its contents.
+//! - [`startup`]: how a daemon started by a client reports readiness.
 //! - [`exit`]: the exit codes both binaries use.
 //!
 //! This crate is deliberately free of async runtimes and HTTP: the client
@@ -19,12 +22,16 @@ pub mod exit;
 pub mod frame;
 pub mod handshake;
 pub mod location;
+pub mod lock;
 pub mod message;
+pub mod paths;
 pub mod secret;
+pub mod startup;
 
 pub use message::{
-    ErrorKind, ProfileInfo, ProfileState, ProfileStatus, Request, Response,
-    Site, SitesReply, TokenKind, TokenReply, TokenReplyRef, WireError,
+    ErrorKind, ProbeTarget, ProfileInfo, ProfileState, ProfileStatus, Request,
+    Response, Site, SitesReply, TokenKind, TokenReply, TokenReplyRef,
+    WireError,
 };
 pub use secret::Secret;
 

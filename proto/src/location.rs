@@ -4,10 +4,14 @@
 //! The first that applies:
 //! 1. an explicit path (`--socket`, else the `FKQ_CRED_SOCKET` variable);
 //! 2. `$XDG_RUNTIME_DIR/fkq-cred/socket`;
-//! 3. `<temp dir>/fkq-cred-<uid>/socket`, for cron jobs, `sudo -u` and ssh
-//!    sessions without a login manager.
+//! 3. `/run/user/<uid>/fkq-cred/socket` when that runtime directory exists
+//!    and is private to the user: cron jobs get no `XDG_RUNTIME_DIR`, but
+//!    with lingering on, systemd keeps the directory (and the daemon its
+//!    socket unit started there) alive, and this is how they find it;
+//! 4. `<temp dir>/fkq-cred-<uid>/socket`, for `sudo -u` and ssh sessions
+//!    without a login manager.
 //!
-//! The `fkq-cred` directory in cases 2 and 3 is private: created 0700, and
+//! The `fkq-cred` directory in cases 2 to 4 is private: created 0700, and
 //! refused when it is a symlink, belongs to someone else, or is open to
 //! others, because whoever controls it could put their own socket there and
 //! collect the passwords sent to it. An explicit path is the user's choice
@@ -25,6 +29,9 @@ pub const SOCKET_ENV: &str = "FKQ_CRED_SOCKET";
 /// The socket's file name inside its directory.
 pub const SOCKET_NAME: &str = "socket";
 
+/// Where login managers create per-user runtime directories, named by uid.
+pub const RUN_USER: &str = "/run/user";
+
 /// Where the socket is and how that was decided.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SocketLocation {
@@ -33,6 +40,42 @@ pub struct SocketLocation {
     /// The private directory holding it, when fkq-cred chose the place and
     /// therefore owns and checks the directory.
     pub private_dir: Option<PathBuf>,
+    /// Whether the socket is in the user's runtime directory, the place a
+    /// systemd user socket unit (`%t/fkq-cred/socket`) serves.
+    pub in_runtime_dir: bool,
+}
+
+impl SocketLocation {
+    /// The start lock beside the socket (`<socket>.lock`): held by whoever
+    /// starts a daemon or replaces a stale socket, so that only one does.
+    pub fn lock_path(&self) -> PathBuf {
+        let mut name = self.path.as_os_str().to_owned();
+        name.push(".lock");
+        PathBuf::from(name)
+    }
+
+    /// Creates the socket's directory if it is missing: the private
+    /// directory with its checks, or an explicit path's parent (0700).
+    pub fn ensure_dir(&self) -> Result<(), LocationError> {
+        if let Some(dir) = &self.private_dir {
+            return ensure_private_dir(dir);
+        }
+        let Some(parent) =
+            self.path.parent().filter(|p| !p.as_os_str().is_empty())
+        else {
+            return Ok(());
+        };
+        let mut builder = std::fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::DirBuilderExt;
+            builder.mode(0o700);
+        }
+        builder
+            .create(parent)
+            .map_err(|source| LocationError::Io { dir: parent.into(), source })
+    }
 }
 
 /// Why no usable socket location could be decided.
@@ -91,20 +134,39 @@ pub fn socket_location(
         env::var_os(SOCKET_ENV).filter(|v| !v.is_empty()).map(PathBuf::from);
     if let Some(path) = explicit.map(Path::to_path_buf).or(from_env) {
         check_length(&path)?;
-        return Ok(SocketLocation { path, private_dir: None });
+        return Ok(SocketLocation {
+            path,
+            private_dir: None,
+            in_runtime_dir: false,
+        });
     }
-    let dir = default_dir()?;
+    let (dir, in_runtime_dir) = default_dir()?;
     let path = dir.join(SOCKET_NAME);
     check_length(&path)?;
-    Ok(SocketLocation { path, private_dir: Some(dir) })
+    Ok(SocketLocation { path, private_dir: Some(dir), in_runtime_dir })
 }
 
+/// The default directory, and whether it is in a runtime directory.
 #[cfg(unix)]
-fn default_dir() -> Result<PathBuf, LocationError> {
+fn default_dir() -> Result<(PathBuf, bool), LocationError> {
+    let runtime = env::var_os("XDG_RUNTIME_DIR")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from);
+    choose_dir(runtime, Path::new(RUN_USER), &env::temp_dir(), current_uid())
+}
+
+/// Decides the default directory from its inputs, so tests can play every
+/// case without touching the real `/run/user`.
+#[cfg(unix)]
+fn choose_dir(
+    runtime: Option<PathBuf>,
+    run_user: &Path,
+    temp: &Path,
+    uid: u32,
+) -> Result<(PathBuf, bool), LocationError> {
     use std::os::unix::fs::MetadataExt;
 
-    let runtime = env::var_os("XDG_RUNTIME_DIR").filter(|v| !v.is_empty());
-    if let Some(runtime) = runtime.map(PathBuf::from) {
+    if let Some(runtime) = runtime {
         let problem = |p: &str| LocationError::RuntimeDir {
             dir: runtime.clone(),
             problem: p.into(),
@@ -117,24 +179,39 @@ fn default_dir() -> Result<PathBuf, LocationError> {
         if !meta.is_dir() {
             return Err(problem("is not a directory"));
         }
-        let uid = current_uid();
         if meta.uid() != uid {
             return Err(problem(&format!(
                 "belongs to uid {}, not to you (uid {uid})",
                 meta.uid()
             )));
         }
-        return Ok(runtime.join("fkq-cred"));
+        // Whoever may write to it could swap the fkq-cred directory for
+        // their own between the client's check and its connect.
+        let mode = meta.mode() & 0o777;
+        if mode & 0o022 != 0 {
+            return Err(problem(&format!(
+                "is writable by other users (mode {mode:03o}); a runtime \
+                 directory must be private (`chmod 700`)"
+            )));
+        }
+        return Ok((runtime.join("fkq-cred"), true));
     }
-    Ok(env::temp_dir().join(format!("fkq-cred-{}", current_uid())))
+    let session = run_user.join(uid.to_string());
+    let is_private = std::fs::symlink_metadata(&session).is_ok_and(|meta| {
+        meta.is_dir() && meta.uid() == uid && meta.mode() & 0o077 == 0
+    });
+    if is_private {
+        return Ok((session.join("fkq-cred"), true));
+    }
+    Ok((temp.join(format!("fkq-cred-{uid}")), false))
 }
 
 #[cfg(windows)]
-fn default_dir() -> Result<PathBuf, LocationError> {
+fn default_dir() -> Result<(PathBuf, bool), LocationError> {
     // Named pipes live in their own namespace; the "directory" is the pipe
     // prefix and the user name keeps users apart. Not built or tested here.
     let user = env::var("USERNAME").unwrap_or_else(|_| "user".into());
-    Ok(PathBuf::from(format!(r"\\.\pipe\fkq-cred-{user}")))
+    Ok((PathBuf::from(format!(r"\\.\pipe\fkq-cred-{user}")), false))
 }
 
 /// The current effective user id.
@@ -222,8 +299,16 @@ pub fn check_private_dir(dir: &Path) -> Result<bool, LocationError> {
         let uid = current_uid();
         if meta.uid() != uid {
             return unsafe_dir(
-                format!("it belongs to uid {}, not to you (uid {uid})", meta.uid()),
-                format!("`sudo chown {uid} '{shown}' && chmod 700 '{shown}'`, or have its owner remove it"),
+                format!(
+                    "it belongs to uid {}, not to you (uid {uid})",
+                    meta.uid()
+                ),
+                format!(
+                    "`sudo chown {uid} '{shown}' && chmod 700 '{shown}'`, or \
+                     have its owner remove it, or use another place for \
+                     client and daemon alike (set TMPDIR, or FKQ_CRED_SOCKET \
+                     to a path in a directory of your own)"
+                ),
             );
         }
         let mode = meta.mode() & 0o777;
@@ -291,6 +376,94 @@ mod tests {
         let base = scratch("absent");
         assert!(!check_private_dir(&base.join("nope")).unwrap());
         std::fs::remove_dir_all(&base).unwrap();
+    }
+
+    #[test]
+    fn without_xdg_runtime_dir_a_private_run_user_dir_wins_over_temp() {
+        let base = scratch("run-user");
+        let (run_user, temp) = (base.join("run"), base.join("tmp"));
+        let uid = current_uid();
+        let session = run_user.join(uid.to_string());
+        let mode = |m| std::fs::Permissions::from_mode(m);
+
+        // No runtime directory at all: the temp fallback.
+        let (dir, in_runtime) =
+            choose_dir(None, &run_user, &temp, uid).unwrap();
+        assert_eq!(dir, temp.join(format!("fkq-cred-{uid}")));
+        assert!(!in_runtime);
+
+        // A private one, as logind (and lingering) leave it: used.
+        std::fs::create_dir_all(&session).unwrap();
+        std::fs::set_permissions(&session, mode(0o700)).unwrap();
+        let (dir, in_runtime) =
+            choose_dir(None, &run_user, &temp, uid).unwrap();
+        assert_eq!(dir, session.join("fkq-cred"));
+        assert!(in_runtime);
+
+        // One open to others is not a runtime directory to trust.
+        std::fs::set_permissions(&session, mode(0o755)).unwrap();
+        let (dir, _) = choose_dir(None, &run_user, &temp, uid).unwrap();
+        assert_eq!(dir, temp.join(format!("fkq-cred-{uid}")));
+
+        // XDG_RUNTIME_DIR, when set, comes first.
+        let xdg = base.join("xdg");
+        std::fs::create_dir(&xdg).unwrap();
+        let (dir, in_runtime) =
+            choose_dir(Some(xdg.clone()), &run_user, &temp, uid).unwrap();
+        assert_eq!(dir, xdg.join("fkq-cred"));
+        assert!(in_runtime);
+        std::fs::remove_dir_all(&base).unwrap();
+    }
+
+    #[test]
+    fn an_xdg_runtime_dir_writable_by_others_is_refused() {
+        let base = scratch("xdg-loose");
+        let runtime = base.join("runtime");
+        std::fs::create_dir(&runtime).unwrap();
+        let (run_user, temp) = (base.join("run"), base.join("tmp"));
+        for mode in [0o777, 0o720, 0o702] {
+            let perms = std::fs::Permissions::from_mode(mode);
+            std::fs::set_permissions(&runtime, perms).unwrap();
+            let err = choose_dir(
+                Some(runtime.clone()),
+                &run_user,
+                &temp,
+                current_uid(),
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(err.contains("writable by other users"), "{err}");
+        }
+        let perms = std::fs::Permissions::from_mode(0o700);
+        std::fs::set_permissions(&runtime, perms).unwrap();
+        let (dir, in_runtime) =
+            choose_dir(Some(runtime.clone()), &run_user, &temp, current_uid())
+                .unwrap();
+        assert_eq!((dir, in_runtime), (runtime.join("fkq-cred"), true));
+        std::fs::remove_dir_all(&base).unwrap();
+    }
+
+    #[test]
+    fn an_xdg_runtime_dir_of_another_user_is_refused_with_the_reason() {
+        let base = scratch("xdg-other");
+        let (run_user, temp) = (base.join("run"), base.join("tmp"));
+        let other = current_uid().wrapping_add(1);
+        let err = choose_dir(Some(base.clone()), &run_user, &temp, other)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("belongs to uid") && err.contains("unset it"),
+            "{err}"
+        );
+        std::fs::remove_dir_all(&base).unwrap();
+    }
+
+    #[test]
+    fn the_lock_sits_beside_the_socket() {
+        let location =
+            socket_location(Some(Path::new("/x/y/my.sock"))).unwrap();
+        assert_eq!(location.lock_path(), PathBuf::from("/x/y/my.sock.lock"));
+        assert!(!location.in_runtime_dir);
     }
 
     #[test]

@@ -69,6 +69,21 @@ pub enum Request {
     Reload,
     /// Stop the daemon after in-flight requests finish.
     Shutdown,
+    /// Checks that two URLs are a FormKiQ auth endpoint and API endpoint,
+    /// without credentials, before `fkq-cred configure` saves them.
+    /// Answered with [`Response::Done`] or an error naming the URL.
+    Probe(ProbeTarget),
+}
+
+/// The endpoints `fkq-cred configure` asks the daemon to check.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProbeTarget {
+    /// The auth endpoint (`UserAuthApiUrl` or `CognitoApiEndpoint`).
+    pub auth_url: String,
+    /// The API endpoint (`HttpApiUrl`).
+    pub api_url: String,
+    /// Extra CA certificates (PEM) to trust, as the profile would.
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 /// What the daemon answers.

@@ -41,8 +41,16 @@ const SCRUBBED_ENV: &[&str] = &[
     "XDG_CACHE_HOME",
     "LISTEN_FDS",
     "LISTEN_PID",
+    "LISTEN_FDNAMES",
     "NOTIFY_SOCKET",
+    "JOURNAL_STREAM",
+    "FKQ_CRED_NO_AUTOSTART",
 ];
+
+/// Turns auto-start off for every command a sandbox runs, so no test
+/// leaves a detached daemon behind by accident; tests of auto-start use
+/// [`Sandbox::autostart_cli`], which allows it.
+const NO_AUTOSTART: (&str, &str) = ("FKQ_CRED_NO_AUTOSTART", "1");
 
 /// Finds a binary of this workspace next to the running test executable.
 pub fn binary(name: &str) -> PathBuf {
@@ -121,9 +129,58 @@ impl Sandbox {
         )
     }
 
+    /// A `[profiles.NAME]` table for the emulator's default user at the
+    /// given URLs, trusting `ca_file` when given, plus `extra` lines.
+    pub fn profile_at(
+        name: &str,
+        auth_url: &str,
+        api_url: &str,
+        ca_file: Option<&Path>,
+        extra: &str,
+    ) -> String {
+        let ca = ca_file
+            .map(|p| format!("ca_file = {:?}\n", p.display().to_string()))
+            .unwrap_or_default();
+        format!(
+            "[profiles.{name}]\nauth_url = {auth_url:?}\napi_url = {api_url:?}\nusername = {:?}\n{ca}{extra}\n",
+            crate::emulator::DEFAULT_USERNAME,
+        )
+    }
+
+    /// Runs `fkq-cred login --password-stdin` with `password` as its line.
+    pub fn login_with(&self, password: &str) -> Output {
+        self.cli_with_stdin(
+            &["login", "--password-stdin"],
+            &format!("{password}\n"),
+        )
+    }
+
     /// A command for binary `name` with the sandbox's environment.
     pub fn command(&self, name: &str) -> Command {
-        let mut command = Command::new(binary(name));
+        self.isolate(Command::new(binary(name)))
+    }
+
+    /// Any program (a shell, git) with the sandbox's environment, and the
+    /// workspace's binaries first on its PATH, so that a script can call
+    /// `fkq-cred` by name as a user's would.
+    pub fn program(&self, program: &str) -> Command {
+        let bin_dir = binary("fkq-cred")
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
+        let mut path = vec![bin_dir];
+        if let Some(old) = std::env::var_os("PATH") {
+            path.extend(std::env::split_paths(&old));
+        }
+        let mut command = self.isolate(Command::new(program));
+        command.env(
+            "PATH",
+            std::env::join_paths(path).expect("PATH entries join"),
+        );
+        command
+    }
+
+    fn isolate(&self, mut command: Command) -> Command {
         for var in SCRUBBED_ENV {
             command.env_remove(var);
         }
@@ -135,8 +192,30 @@ impl Sandbox {
             .env("XDG_STATE_HOME", p.join("state"))
             .env("TMPDIR", p.join("tmp"))
             .env("NO_COLOR", "1")
+            .env(NO_AUTOSTART.0, NO_AUTOSTART.1)
             .stdin(Stdio::null());
         command
+    }
+
+    /// A `fkq-cred` command that may auto-start the daemon.
+    pub fn autostart_command(&self) -> Command {
+        self.allow_autostart(self.command("fkq-cred"))
+    }
+
+    /// Lets `command` and its children auto-start the daemon.
+    pub fn allow_autostart(&self, mut command: Command) -> Command {
+        command.env_remove(NO_AUTOSTART.0);
+        command
+    }
+
+    /// Runs `fkq-cred ARGS`, allowed to auto-start the daemon.
+    pub fn autostart_cli(&self, args: &[&str]) -> Output {
+        self.autostart_command().args(args).output().expect("run fkq-cred")
+    }
+
+    /// The log file of daemons that `fkq-cred` starts.
+    pub fn daemon_log_file(&self) -> PathBuf {
+        self.path().join("state/fkq-cred/fkq-credd.log")
     }
 
     /// Runs `fkq-cred ARGS` with stdin closed and returns its output.
@@ -182,39 +261,8 @@ impl Sandbox {
         env: &[(&str, &str)],
     ) -> DaemonProcess {
         let mut command = self.command("fkq-credd");
-        command
-            .args(args)
-            .envs(env.iter().copied())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        let mut child = command.spawn().expect("start fkq-credd");
-        let log = Arc::new(Mutex::new(String::new()));
-        let (ready_tx, ready_rx) = mpsc::channel();
-        let stderr = child.stderr.take().expect("stderr is piped");
-        let kept = log.clone();
-        std::thread::spawn(move || {
-            let mut ready_tx = Some(ready_tx);
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                if line.contains(" ready ") {
-                    if let Some(tx) = ready_tx.take() {
-                        let _ = tx.send(());
-                    }
-                }
-                let mut log = kept.lock().unwrap_or_else(|e| e.into_inner());
-                log.push_str(&line);
-                log.push('\n');
-            }
-        });
-        let mut daemon = DaemonProcess { child, log };
-        if ready_rx.recv_timeout(DAEMON_READY_TIMEOUT).is_err() {
-            let status = daemon.child.try_wait().ok().flatten();
-            panic!(
-                "fkq-credd did not become ready (exit: {status:?}); log:\n{}",
-                daemon.log()
-            );
-        }
-        daemon
+        command.args(args).envs(env.iter().copied());
+        spawn_daemon(command)
     }
 
     /// Configures profile [`PROFILE`] for `emulator` (with `extra` lines),
@@ -239,6 +287,40 @@ impl Sandbox {
     }
 }
 
+/// Starts a prepared `fkq-credd` command (wrapped in `setpriv`, say) and
+/// waits for its ready line; panics with its log if it never comes.
+pub fn spawn_daemon(mut command: Command) -> DaemonProcess {
+    command.stdout(Stdio::null()).stderr(Stdio::piped());
+    let mut child = command.spawn().expect("start fkq-credd");
+    let log = Arc::new(Mutex::new(String::new()));
+    let (ready_tx, ready_rx) = mpsc::channel();
+    let stderr = child.stderr.take().expect("stderr is piped");
+    let kept = log.clone();
+    std::thread::spawn(move || {
+        let mut ready_tx = Some(ready_tx);
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if line.contains(" ready ") {
+                if let Some(tx) = ready_tx.take() {
+                    let _ = tx.send(());
+                }
+            }
+            let mut log = kept.lock().unwrap_or_else(|e| e.into_inner());
+            log.push_str(&line);
+            log.push('\n');
+        }
+    });
+    let mut daemon = DaemonProcess { child, log };
+    if ready_rx.recv_timeout(DAEMON_READY_TIMEOUT).is_err() {
+        let status = daemon.child.try_wait().ok().flatten();
+        panic!(
+            "fkq-credd did not become ready (exit: {status:?}); log:\n{}",
+            daemon.log()
+        );
+    }
+    daemon
+}
+
 impl Default for Sandbox {
     fn default() -> Self {
         Self::new()
@@ -255,6 +337,30 @@ impl DaemonProcess {
     /// Everything the daemon has logged so far.
     pub fn log(&self) -> String {
         self.log.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Waits until the log holds `count` lines containing `needle`, and
+    /// returns the log; panics with it after `limit`. The daemon may act
+    /// (close a connection, say) a moment before its line is read here.
+    pub fn wait_for_log(
+        &self,
+        needle: &str,
+        count: usize,
+        limit: Duration,
+    ) -> String {
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            let log = self.log();
+            if log.lines().filter(|l| l.contains(needle)).count() >= count {
+                return log;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no {count} lines with {needle:?} in the log:\n{log}"
+            );
+            // Lines arrive through a pipe; a short pause bounds the wait.
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 
     /// The daemon's pid.
@@ -311,4 +417,59 @@ pub fn stderr(out: &Output) -> String {
 /// The exit code, or -1 when a signal ended the process.
 pub fn code(out: &Output) -> i32 {
     out.status.code().unwrap_or(-1)
+}
+
+/// Checks a command that must fail: its exit code, one line on stderr
+/// starting with `fkq-cred: `, nothing on stdout, every one of `words` in
+/// the message and none of `forbidden`. Returns what is wrong instead of
+/// panicking, so a table of cases can report all its failures at once.
+pub fn check_failure(
+    out: &Output,
+    expected_code: u8,
+    words: &[&str],
+    forbidden: &[&str],
+) -> Result<(), String> {
+    let err = stderr(out);
+    let mut problems = Vec::new();
+    if code(out) != i32::from(expected_code) {
+        problems.push(format!("exit {} instead of {expected_code}", code(out)));
+    }
+    if !err.starts_with("fkq-cred: ") || err.trim_end().lines().count() != 1 {
+        problems.push("stderr is not one `fkq-cred: ` line".to_owned());
+    }
+    if !stdout(out).is_empty() {
+        problems.push(format!("stdout is not empty: {:?}", stdout(out)));
+    }
+    for word in words {
+        if !err.contains(word) {
+            problems.push(format!("{word:?} is missing"));
+        }
+    }
+    for word in forbidden {
+        if err.contains(word) {
+            problems.push(format!("{word:?} must not be shown"));
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("{}; stderr: {err}", problems.join(", ")))
+    }
+}
+
+/// Panics with every failed case of a table, each under its name.
+pub fn assert_all(failures: Vec<(String, String)>) {
+    if failures.is_empty() {
+        return;
+    }
+    let report: Vec<String> =
+        failures.iter().map(|(case, why)| format!("- {case}: {why}")).collect();
+    panic!("{} case(s) failed:\n{}", failures.len(), report.join("\n"));
+}
+
+/// A loopback port that nothing listens on right now: bound, then freed.
+pub fn closed_port() -> u16 {
+    let listener = std::net::TcpListener::bind(("127.0.0.1", 0))
+        .expect("bind a loopback port");
+    listener.local_addr().expect("its address").port()
 }

@@ -16,9 +16,14 @@ fn summary(cli: &Cli) -> String {
     };
     let g = &cli.global;
     format!(
-        "{name} profile={:?} socket={:?} quiet={} min_valid={:?} \
-         id_token={} json={json}",
-        g.profile, g.socket, g.quiet, token.min_valid, token.id_token
+        "{name} profile={:?} socket={:?} quiet={} verbose={} \
+         min_valid={:?} id_token={} json={json}",
+        g.profile,
+        g.socket,
+        g.quiet,
+        g.verbose,
+        token.min_valid,
+        token.id_token
     )
 }
 
@@ -80,6 +85,8 @@ fn the_fast_path_and_clap_agree_on_every_form_the_fast_path_accepts() {
         &["--socket=/tmp/s.sock"],
         &["-q", "-p", "prod"],
         &["--profile", "get"],
+        &["-v"],
+        &["--verbose", "--socket=/tmp/s.sock"],
     ];
     let after: &[&[&str]] = &[
         &[],
@@ -92,6 +99,7 @@ fn the_fast_path_and_clap_agree_on_every_form_the_fast_path_accepts() {
         &["--profile", "x"],
         &["--socket", "/tmp/o.sock"],
         &["--json", "--id-token", "--min-valid", "5m"],
+        &["-v"],
     ];
     let odd: &[&[&str]] = &[
         &[],
@@ -114,6 +122,9 @@ fn the_fast_path_and_clap_agree_on_every_form_the_fast_path_accepts() {
         &["-pprod", "get"],
         &["-p=prod", "get"],
         &["get", "-qp", "x"],
+        &["-q", "get", "-v"],
+        &["-v", "-v", "get"],
+        &["get", "-qv"],
         &["get", "--profile", "a", "--profile", "b"],
         &["--socket=", "get"],
         &["get", "--socket", ""],
@@ -222,6 +233,7 @@ fn every_argument_of_get_and_header_is_known_to_the_fast_path() {
         format!("profile env={:?} default=[]", Some(OsStr::new(PROFILE_ENV))),
         format!("socket env={:?} default=[]", Some(OsStr::new(SOCKET_ENV))),
         "quiet env=None default=[\"false\"]".to_owned(),
+        "verbose env=None default=[\"false\"]".to_owned(),
     ];
     let token = [
         "min_valid env=None default=[]".to_owned(),

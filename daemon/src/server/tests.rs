@@ -69,7 +69,8 @@ fn connect() -> Connection {
     let daemon = Recorder { inner: daemon, writes: writes.clone() };
     let shutdown = service.shutdown_signal();
     let task = tokio::spawn(async move {
-        serve_connection(daemon, &service, false, shutdown).await
+        serve_connection(daemon, &service, false, shutdown, &Limits::default())
+            .await
     });
     Connection { client, writes, task }
 }

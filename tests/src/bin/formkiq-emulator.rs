@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Parser;
-use fkq_cred_tests::emulator::{self, EmulatorConfig, User};
+use fkq_cred_tests::emulator::{self, EmulatorConfig, User, Variant};
 
 /// The log filter of `--verbose`: this crate's request lines and refusal
 /// causes, without the libraries' chatter.
@@ -59,6 +59,42 @@ struct Args {
     )]
     refresh_lifetime: u64,
 
+    /// Each refresh returns a new refresh token and invalidates the old one
+    /// (single use); `POST _emulator/settings` can change it later.
+    #[arg(long)]
+    rotate_refresh_tokens: bool,
+
+    /// The kind of deployment to play: aws (Cognito-shaped JWTs with
+    /// ExpiresIn), self-hosted (an API key, no expiry, empty refresh
+    /// token) or keycloak (JWTs with only exp and iat, no ExpiresIn).
+    #[arg(long, value_name = "KIND", default_value = "aws")]
+    variant: Variant,
+
+    /// A user (one of --user) created by an administrator: the login
+    /// answers NEW_PASSWORD_REQUIRED until a new password is set through
+    /// /respondToAuthChallenge. Repeatable.
+    #[arg(long = "force-change-password", value_name = "NAME")]
+    force_change_password: Vec<String>,
+
+    /// Run the emulator's clock this many seconds ahead of the system's
+    /// (behind when negative), as a server whose clock is off.
+    #[arg(
+        long,
+        value_name = "SECS",
+        default_value_t = 0,
+        allow_hyphen_values = true
+    )]
+    clock_offset: i64,
+
+    /// A JWKS file whose RSA keys /sites also accepts (RS256 tokens of
+    /// another issuer, e.g. a Cognito user pool).
+    #[arg(long, value_name = "FILE")]
+    trust_jwks: Option<PathBuf>,
+
+    /// Answer /login/refresh with 404, like older stacks without it.
+    #[arg(long)]
+    no_refresh_endpoint: bool,
+
     /// Log one line per request (method, path, status) to stderr.
     #[arg(long, short)]
     verbose: bool,
@@ -89,10 +125,20 @@ fn run(args: Args) -> anyhow::Result<()> {
         plain_http: args.plain_http,
         auth_port: args.auth_port,
         api_port: args.api_port,
+        rotate_refresh_tokens: args.rotate_refresh_tokens,
+        variant: args.variant,
+        force_change_password: args.force_change_password,
+        no_refresh_endpoint: args.no_refresh_endpoint,
+        clock: emulator::Clock::system_offset(args.clock_offset),
         ..EmulatorConfig::default()
     };
     if !args.users.is_empty() {
         config.users = args.users;
+    }
+    if let Some(path) = &args.trust_jwks {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("read {}", path.display()))?;
+        config.trusted_jwks = Some(text);
     }
     if let Some(dir) = args.state_dir {
         config.state_dir = dir;

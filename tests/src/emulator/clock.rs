@@ -12,26 +12,34 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 #[derive(Clone, Debug, Default)]
 pub struct Clock {
     manual: Option<ManualClock>,
+    offset_secs: i64,
 }
 
 impl Clock {
     /// A clock that follows the system's wall clock.
     pub fn system() -> Self {
-        Self { manual: None }
+        Self { manual: None, offset_secs: 0 }
+    }
+
+    /// The system's wall clock moved by `offset_secs` (ahead when
+    /// positive): a server whose clock is off from the client's.
+    pub fn system_offset(offset_secs: i64) -> Self {
+        Self { manual: None, offset_secs }
     }
 
     /// Seconds since the Unix epoch, the unit of the `iat` and `exp` claims.
     pub fn now_unix(&self) -> u64 {
-        match &self.manual {
+        let now = match &self.manual {
             Some(manual) => manual.now_unix(),
             None => system_now_unix(),
-        }
+        };
+        now.saturating_add_signed(self.offset_secs)
     }
 }
 
 impl From<ManualClock> for Clock {
     fn from(manual: ManualClock) -> Self {
-        Self { manual: Some(manual) }
+        Self { manual: Some(manual), offset_secs: 0 }
     }
 }
 
@@ -85,5 +93,13 @@ mod tests {
         manual.advance(Duration::from_secs(5));
 
         assert_eq!(clock.clone().now_unix(), 1_005);
+    }
+
+    #[test]
+    fn an_offset_clock_runs_ahead_or_behind_the_system_clock() {
+        let ahead = Clock::system_offset(7_200).now_unix();
+        let behind = Clock::system_offset(-7_200).now_unix();
+        let gap = ahead - behind;
+        assert!((14_400..=14_402).contains(&gap), "{gap}");
     }
 }

@@ -27,14 +27,36 @@ pub struct Counters {
     pub sites: u64,
     /// `/sites` requests that carried a valid access token.
     pub sites_ok: u64,
+    /// Requests to `POST /respondToAuthChallenge`, whatever their outcome.
+    pub challenge: u64,
+    /// Challenge answers the emulator accepted.
+    pub challenge_ok: u64,
 }
 
-/// Which counter a request moves.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Endpoint {
+/// An endpoint of the emulator that is counted and can be given faults.
+/// Its JSON name is the lowercase word: `"login"`, `"refresh"`,
+/// `"challenge"`, `"sites"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Endpoint {
+    /// `POST {auth}/login`.
     Login,
+    /// `POST {auth}/login/refresh`.
     Refresh,
+    /// `POST {auth}/respondToAuthChallenge`.
+    Challenge,
+    /// `GET {api}/sites`.
     Sites,
+}
+
+impl Endpoint {
+    /// Every endpoint, in a fixed order.
+    pub const ALL: [Endpoint; 4] = [
+        Endpoint::Login,
+        Endpoint::Refresh,
+        Endpoint::Challenge,
+        Endpoint::Sites,
+    ];
 }
 
 /// The live counters that the request handlers increment.
@@ -46,16 +68,20 @@ pub(crate) struct CounterSet {
     refresh_ok: AtomicU64,
     sites: AtomicU64,
     sites_ok: AtomicU64,
+    challenge: AtomicU64,
+    challenge_ok: AtomicU64,
 }
 
 impl CounterSet {
-    /// Counts one request to `endpoint`, and one success if `is_ok`.
-    pub(crate) fn record(&self, endpoint: Endpoint, is_ok: bool) {
-        let (attempts, successes) = self.pair(endpoint);
-        attempts.fetch_add(1, Ordering::Relaxed);
-        if is_ok {
-            successes.fetch_add(1, Ordering::Relaxed);
-        }
+    /// Counts one request to `endpoint`, as soon as it arrives, so a
+    /// request whose client gives up during a delay is still counted.
+    pub(crate) fn attempt(&self, endpoint: Endpoint) {
+        self.pair(endpoint).0.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts one success of `endpoint`.
+    pub(crate) fn success(&self, endpoint: Endpoint) {
+        self.pair(endpoint).1.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Reads every counter. Requests in flight may be counted in one field
@@ -69,12 +95,14 @@ impl CounterSet {
             refresh_ok: read(&self.refresh_ok),
             sites: read(&self.sites),
             sites_ok: read(&self.sites_ok),
+            challenge: read(&self.challenge),
+            challenge_ok: read(&self.challenge_ok),
         }
     }
 
     /// Sets every counter back to zero.
     pub(crate) fn reset(&self) {
-        for endpoint in [Endpoint::Login, Endpoint::Refresh, Endpoint::Sites] {
+        for endpoint in Endpoint::ALL {
             let (attempts, successes) = self.pair(endpoint);
             attempts.store(0, Ordering::Relaxed);
             successes.store(0, Ordering::Relaxed);
@@ -86,6 +114,7 @@ impl CounterSet {
             Endpoint::Login => (&self.login, &self.login_ok),
             Endpoint::Refresh => (&self.refresh, &self.refresh_ok),
             Endpoint::Sites => (&self.sites, &self.sites_ok),
+            Endpoint::Challenge => (&self.challenge, &self.challenge_ok),
         }
     }
 }
@@ -95,15 +124,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn record_counts_attempts_and_successes_and_reset_zeroes_them() {
+    fn attempts_and_successes_are_counted_apart_and_reset_zeroes_them() {
         let set = CounterSet::default();
-        set.record(Endpoint::Login, false);
-        set.record(Endpoint::Login, true);
-        set.record(Endpoint::Sites, true);
+        set.attempt(Endpoint::Login);
+        set.attempt(Endpoint::Login);
+        set.success(Endpoint::Login);
+        set.attempt(Endpoint::Sites);
+        set.success(Endpoint::Sites);
+        set.attempt(Endpoint::Challenge);
 
         let seen = set.snapshot();
         assert_eq!((seen.login, seen.login_ok), (2, 1));
         assert_eq!((seen.sites, seen.sites_ok), (1, 1));
+        assert_eq!((seen.challenge, seen.challenge_ok), (1, 0));
 
         set.reset();
         assert_eq!(set.snapshot(), Counters::default());

@@ -1,25 +1,33 @@
-//! A FormKiQ emulator: the auth and API endpoints of an AWS deployment
-//! (variant A of `shared/FORMKIQ-AUTH.md`), served on loopback so tests and
-//! demos run without an AWS account.
+//! A FormKiQ emulator: the auth and API endpoints of a FormKiQ deployment,
+//! served on loopback so tests and demos run without an AWS account. It
+//! speaks each dialect of `shared/FORMKIQ-AUTH.md` ([`Variant`]): the AWS
+//! stack, the self-hosted server, and a Keycloak-backed server; it can hold
+//! users who must set a new password first, and can lack `/login/refresh`.
 //!
 //! - [`start`] runs it inside the current tokio runtime, [`Emulator`].
 //! - [`process::EmulatorProcess`] runs the `formkiq-emulator` binary.
 //! - [`http_client`] is a small blocking HTTPS client for tests.
 //! - [`Counters`] say how often each endpoint was asked and answered.
+//! - [`Fault`]s make an endpoint fail, stall, drop the connection or send
+//!   odd replies on purpose; [`Settings`] flip behaviour at run time.
 
 mod clock;
+mod control;
 mod counters;
+mod faults;
+mod handlers;
 pub mod http_client;
+mod jwks;
 pub mod process;
 mod routes;
 mod server;
-mod tls;
+pub(crate) mod tls;
 mod tokens;
+mod users;
 
 #[cfg(test)]
 mod tests;
 
-use std::collections::HashMap;
 use std::fmt;
 use std::fs;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -36,13 +44,18 @@ use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 
 pub use clock::{Clock, ManualClock};
-pub use counters::Counters;
+pub use control::{Settings, SETTINGS_PATH};
+pub use counters::{Counters, Endpoint};
+pub use faults::{Fault, FAULTS_PATH};
 pub use tls::{client_config_trusting, CA_FILE_NAME};
-pub use tokens::{AccessClaims, IdClaims, TokenError};
+pub use tokens::{AccessClaims, IdClaims, KeycloakClaims, TokenError};
 
+use control::LiveSettings;
 use counters::CounterSet;
+use faults::FaultQueue;
 use routes::{AppState, Role};
-use tokens::TokenIssuer;
+use tokens::{ClaimStyle, TokenIssuer};
+use users::Directory;
 
 /// The user an emulator knows when none is configured.
 pub const DEFAULT_USERNAME: &str = "alice@example.com";
@@ -105,6 +118,47 @@ impl FromStr for User {
     }
 }
 
+/// Which kind of FormKiQ deployment the emulator plays.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Variant {
+    /// The AWS stack (variant A): Cognito-shaped JWTs with `ExpiresIn`.
+    #[default]
+    Aws,
+    /// The self-hosted server (variant B): one API key for the run, not a
+    /// JWT, no `ExpiresIn`, no `TokenType`, an empty `RefreshToken`, and
+    /// errors with a `code`.
+    SelfHosted,
+    /// A Keycloak-backed server: JWTs whose only expiry is `exp` (with
+    /// `iat`), no `ExpiresIn`, and Keycloak's claim names.
+    Keycloak,
+}
+
+impl Variant {
+    /// The name used on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Variant::Aws => "aws",
+            Variant::SelfHosted => "self-hosted",
+            Variant::Keycloak => "keycloak",
+        }
+    }
+}
+
+impl FromStr for Variant {
+    type Err = anyhow::Error;
+
+    fn from_str(name: &str) -> anyhow::Result<Self> {
+        match name {
+            "aws" => Ok(Variant::Aws),
+            "self-hosted" => Ok(Variant::SelfHosted),
+            "keycloak" => Ok(Variant::Keycloak),
+            _ => anyhow::bail!(
+                "unknown variant {name:?}; use aws, self-hosted or keycloak"
+            ),
+        }
+    }
+}
+
 /// How to run an emulator.
 #[derive(Debug, Clone)]
 pub struct EmulatorConfig {
@@ -125,6 +179,20 @@ pub struct EmulatorConfig {
     pub api_port: u16,
     /// The clock tokens are dated and checked with.
     pub clock: Clock,
+    /// Each refresh returns a new refresh token and invalidates the old
+    /// one; [`Emulator::set_rotate_refresh_tokens`] changes it later.
+    pub rotate_refresh_tokens: bool,
+    /// The kind of deployment to play.
+    pub variant: Variant,
+    /// Users (by name, each one of `users`) created by an administrator:
+    /// their login answers `NEW_PASSWORD_REQUIRED` until they set one
+    /// through `POST /respondToAuthChallenge`.
+    pub force_change_password: Vec<String>,
+    /// Answer `/login/refresh` with 404, as older stacks do.
+    pub no_refresh_endpoint: bool,
+    /// A JWKS document whose RSA keys `/sites` also trusts (RS256), as
+    /// API Gateway trusts the user pool it is configured with.
+    pub trusted_jwks: Option<String>,
 }
 
 impl Default for EmulatorConfig {
@@ -138,6 +206,11 @@ impl Default for EmulatorConfig {
             auth_port: 0,
             api_port: 0,
             clock: Clock::system(),
+            rotate_refresh_tokens: false,
+            variant: Variant::Aws,
+            force_change_password: Vec::new(),
+            no_refresh_endpoint: false,
+            trusted_jwks: None,
         }
     }
 }
@@ -212,19 +285,33 @@ async fn start_in(
         (Some(TlsAcceptor::from(authority.server_config()?)), Some(ca_file))
     };
 
-    let tokens = TokenIssuer::new(
+    let rotate_refresh_tokens = config.rotate_refresh_tokens;
+    let mut tokens = TokenIssuer::new(
         auth_url.clone(),
         config.token_lifetime,
         config.refresh_lifetime,
         config.clock,
+        match config.variant {
+            Variant::Keycloak => ClaimStyle::Keycloak,
+            Variant::Aws | Variant::SelfHosted => ClaimStyle::Cognito,
+        },
     )?;
-    let users: HashMap<String, String> = config
-        .users
-        .into_iter()
-        .map(|user| (user.name, user.password))
-        .collect();
-    let state =
-        Arc::new(AppState { users, tokens, counters: CounterSet::default() });
+    if let Some(jwks) = &config.trusted_jwks {
+        tokens.trust(jwks::TrustedKeys::from_jwks(jwks)?);
+    }
+    let users = Directory::new(config.users, &config.force_change_password)?;
+    let settings = Settings { rotate_refresh_tokens };
+    let api_key = tokens.random_token()?;
+    let state = Arc::new(AppState {
+        users,
+        variant: config.variant,
+        api_key,
+        has_refresh_endpoint: !config.no_refresh_endpoint,
+        tokens,
+        counters: CounterSet::default(),
+        faults: FaultQueue::default(),
+        settings: LiveSettings::new(settings),
+    });
 
     let servers = vec![
         server::spawn(auth, tls.clone(), Arc::clone(&state), Role::Auth),
@@ -273,6 +360,29 @@ impl Emulator {
     /// Sets every counter back to zero.
     pub fn reset_counters(&self) {
         self.state.counters.reset();
+    }
+
+    /// Queues `fault` behind any pending ones, as `POST _emulator/faults`
+    /// does; an impossible fault is refused with the reason.
+    pub fn add_fault(&self, fault: Fault) -> anyhow::Result<()> {
+        fault.check().map_err(anyhow::Error::msg)?;
+        self.state.faults.push(fault);
+        Ok(())
+    }
+
+    /// Drops every pending fault.
+    pub fn clear_faults(&self) {
+        self.state.faults.clear();
+    }
+
+    /// The runtime settings as they are now.
+    pub fn settings(&self) -> Settings {
+        self.state.settings.snapshot()
+    }
+
+    /// Turns refresh token rotation on or off from the next refresh on.
+    pub fn set_rotate_refresh_tokens(&self, rotate: bool) {
+        self.state.settings.set_rotate_refresh_tokens(rotate);
     }
 
     /// Stops both servers and waits until their tasks have ended. Requests

@@ -11,8 +11,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 
-use super::http_client::BlockingClient;
-use super::{Counters, ReadyLine, RESET_PATH};
+use super::http_client::{BlockingClient, BlockingResponse};
+use super::{
+    Counters, ReadyLine, Settings, FAULTS_PATH, RESET_PATH, SETTINGS_PATH,
+};
 
 /// The name of the emulator binary in a cargo target directory.
 pub const BINARY_NAME: &str = "formkiq-emulator";
@@ -166,6 +168,34 @@ impl EmulatorProcess {
         counters_from(self.client.post_raw(&url, "")?)
     }
 
+    /// Queues a fault, given as the JSON body of `POST _emulator/faults`
+    /// (see [`Fault`](super::Fault)): e.g. `{"endpoint": "login",
+    /// "status": 503, "times": 1}`.
+    pub fn set_fault(&self, fault: &serde_json::Value) -> anyhow::Result<()> {
+        let url = format!("{}{FAULTS_PATH}", self.ready.auth_url);
+        let response = self.client.post_json(&url, fault)?;
+        expect_ok(&response, "queue the fault").map(drop)
+    }
+
+    /// Clears every pending fault.
+    pub fn clear_faults(&self) -> anyhow::Result<()> {
+        let url = format!("{}{FAULTS_PATH}", self.ready.auth_url);
+        let response = self.client.request("DELETE", &url, &[], None)?;
+        expect_ok(&response, "clear the faults").map(drop)
+    }
+
+    /// Turns refresh token rotation on or off, from the next refresh on.
+    pub fn set_rotate_refresh_tokens(
+        &self,
+        rotate: bool,
+    ) -> anyhow::Result<Settings> {
+        let url = format!("{}{SETTINGS_PATH}", self.ready.auth_url);
+        let body = serde_json::json!({ "rotate_refresh_tokens": rotate });
+        let response = self.client.post_json(&url, &body)?;
+        let body = expect_ok(&response, "change the settings")?;
+        serde_json::from_str(body).context("parse the settings")
+    }
+
     /// Stops the child as dropping it would: SIGTERM, then a kill after
     /// 3 s. Returns how it exited, so a test can check that SIGTERM ends
     /// it cleanly; afterwards [`stderr`](Self::stderr) is complete.
@@ -246,16 +276,24 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-fn counters_from(
-    response: super::http_client::BlockingResponse,
-) -> anyhow::Result<Counters> {
+fn counters_from(response: BlockingResponse) -> anyhow::Result<Counters> {
+    let body = expect_ok(&response, "read the counters")?;
+    serde_json::from_str(body).context("parse the counters")
+}
+
+/// The body of a 200 reply to a control request, or an error quoting the
+/// emulator's explanation (control replies carry no secrets).
+fn expect_ok<'a>(
+    response: &'a BlockingResponse,
+    what: &str,
+) -> anyhow::Result<&'a str> {
     anyhow::ensure!(
         response.status == 200,
-        "counters answered {}: {}",
+        "{what}: the emulator answered {}: {}",
         response.status,
         response.body
     );
-    serde_json::from_str(&response.body).context("parse the counters")
+    Ok(&response.body)
 }
 
 /// Sends SIGTERM, waits up to [`STOP_GRACE`], then kills. A child that has

@@ -1,27 +1,28 @@
-//! The routes of the auth and API servers, answering with the statuses and
-//! bodies a FormKiQ deployment on AWS sends (variant A).
+//! Request dispatch for the auth and API servers: which handler answers,
+//! the counters, the faults a test queued, and one log line per request.
 
-use std::collections::HashMap;
-use std::convert::Infallible;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt as _, Full, Limited};
 use hyper::body::Incoming;
-use hyper::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE};
+use hyper::header::{HeaderValue, CONTENT_TYPE};
 use hyper::{Method, Request, Response, StatusCode};
 use serde_json::{json, Map, Value};
 
+use super::control::{self, LiveSettings};
 use super::counters::{CounterSet, Endpoint};
+use super::faults::{Fault, FaultQueue};
+use super::handlers;
 use super::tokens::TokenIssuer;
+use super::users::Directory;
+use super::Variant;
 
 /// The largest request body read. API Gateway allows far more, but no
 /// request of the auth flow comes near this, and a test that sends more is
 /// better told at once.
 const MAX_BODY_LEN: usize = 64 * 1024;
-
-/// The role FormKiQ gives members of the `default` group.
-const DEFAULT_ROLE: &str = "DEFAULT";
 
 /// The response type of every route.
 pub(crate) type Reply = Response<Full<Bytes>>;
@@ -47,13 +48,60 @@ impl Role {
 
 /// Everything the handlers share for one emulator run.
 pub(crate) struct AppState {
-    /// Passwords by user name.
-    pub(crate) users: HashMap<String, String>,
+    /// The users, their passwords and pending challenges.
+    pub(crate) users: Directory,
+    /// The kind of deployment played.
+    pub(crate) variant: Variant,
+    /// The self-hosted variant's one API key.
+    pub(crate) api_key: String,
+    /// Whether `/login/refresh` exists.
+    pub(crate) has_refresh_endpoint: bool,
     /// Signs and checks the tokens.
     pub(crate) tokens: TokenIssuer,
     /// Attempts and successes per endpoint.
     pub(crate) counters: CounterSet,
+    /// Faults queued by tests.
+    pub(crate) faults: FaultQueue,
+    /// Switches a test may flip while the emulator runs.
+    pub(crate) settings: LiveSettings,
 }
+
+/// A reply before it is encoded: a status and a JSON body, which faults
+/// may still edit.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Answer {
+    /// The HTTP status.
+    pub(crate) status: StatusCode,
+    /// The JSON body.
+    pub(crate) body: Value,
+}
+
+impl Answer {
+    /// An answer with `body`, serialised.
+    pub(crate) fn json(
+        status: StatusCode,
+        body: &impl serde::Serialize,
+    ) -> Self {
+        // A body made of plain strings and numbers always serialises;
+        // `null` would still be a well-formed reply if one somehow did not.
+        Self { status, body: serde_json::to_value(body).unwrap_or_default() }
+    }
+
+    /// `{"message": text}`, FormKiQ's shape for most errors.
+    pub(crate) fn message(status: StatusCode, text: &str) -> Self {
+        Self { status, body: json!({ "message": text }) }
+    }
+
+    fn into_reply(self) -> Reply {
+        raw_reply(self.status, self.body.to_string())
+    }
+}
+
+/// The error that makes hyper close a connection without replying, which
+/// is how a `drop` fault behaves like a connection cut mid-request.
+#[derive(Debug, thiserror::Error)]
+#[error("connection dropped by a fault")]
+pub(crate) struct Dropped;
 
 /// Answers one request and logs its method, path and status; never its
 /// body or headers, which carry passwords and tokens.
@@ -61,162 +109,121 @@ pub(crate) async fn handle(
     state: Arc<AppState>,
     role: Role,
     request: Request<Incoming>,
-) -> Result<Reply, Infallible> {
+) -> Result<Reply, Dropped> {
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
+    let endpoint = counted_endpoint(role, &method, &path);
 
-    let reply = match (role, &method, path.as_str()) {
-        (Role::Auth, &Method::POST, "/login") => {
-            let body = read_body(request).await;
-            login(&state, body)
+    // The attempt is counted on arrival, so a client that gives up during
+    // a delay still shows up in the counters.
+    let fault = endpoint.and_then(|endpoint| {
+        state.counters.attempt(endpoint);
+        state.faults.take(endpoint)
+    });
+    if let Some(delay) = fault.as_ref().and_then(|f| f.delay_ms) {
+        tokio::time::sleep(Duration::from_millis(delay)).await;
+    }
+    if fault.as_ref().is_some_and(|f| f.drop) {
+        tracing::info!(server = %role.name(), %method, path = %path, "request dropped by a fault");
+        return Err(Dropped);
+    }
+
+    let (reply, is_ok) = match fault.as_ref().filter(|f| f.replaces_reply()) {
+        Some(fault) => (faulted_reply(fault), false),
+        None => {
+            let mut answer = route(&state, role, &method, &path, request).await;
+            let is_ok = answer.status == StatusCode::OK;
+            if let Some(fault) = &fault {
+                fault.edit(&mut answer.body);
+            }
+            (answer.into_reply(), is_ok)
         }
-        (Role::Auth, &Method::POST, "/login/refresh") => {
-            let body = read_body(request).await;
-            refresh(&state, body)
-        }
-        (Role::Auth, &Method::GET, "/_emulator/counters") => {
-            reply(StatusCode::OK, &state.counters.snapshot())
-        }
-        (Role::Auth, &Method::POST, "/_emulator/reset") => {
-            state.counters.reset();
-            reply(StatusCode::OK, &state.counters.snapshot())
-        }
-        (Role::Api, &Method::GET, "/sites") => sites(&state, &request),
-        _ => message(StatusCode::NOT_FOUND, "Not Found"),
     };
+    if let Some(endpoint) = endpoint.filter(|_| is_ok) {
+        state.counters.success(endpoint);
+    }
 
     tracing::info!(
         server = %role.name(),
         %method,
         path = %path,
         status = reply.status().as_u16(),
+        faulted = fault.is_some(),
         "request served"
     );
     Ok(reply)
 }
 
-/// `POST /login`: a password login, as the FormKiQ auth Lambda answers it.
-fn login(state: &AppState, body: Result<Bytes, BodyError>) -> Reply {
-    let reply = login_reply(state, body);
-    state.counters.record(Endpoint::Login, reply.status() == StatusCode::OK);
-    reply
-}
-
-fn login_reply(state: &AppState, body: Result<Bytes, BodyError>) -> Reply {
-    let fields = match body.and_then(|bytes| parse_object(&bytes)) {
-        Ok(fields) => fields,
-        Err(refused) => return refused.reply(),
-    };
-    let (Some(username), Some(password)) =
-        (text_field(&fields, "username"), text_field(&fields, "password"))
-    else {
-        return field_errors("'username' and 'password' are required");
-    };
-    if state.users.get(username).map(String::as_str) != Some(password) {
-        return message(
-            StatusCode::BAD_REQUEST,
-            "Incorrect username or password",
-        );
-    }
-
-    match state.tokens.login(username) {
-        Ok((pair, refresh_token)) => reply(
-            StatusCode::OK,
-            &json!({
-                "AuthenticationResult": {
-                    "AccessToken": pair.access,
-                    "IdToken": pair.id,
-                    "RefreshToken": refresh_token,
-                    "TokenType": "Bearer",
-                    "ExpiresIn": state.tokens.lifetime_secs(),
-                }
-            }),
-        ),
-        Err(cause) => internal_error(&cause),
-    }
-}
-
-/// `POST /login/refresh`: new access and id tokens for a refresh token.
-fn refresh(state: &AppState, body: Result<Bytes, BodyError>) -> Reply {
-    let reply = refresh_reply(state, body);
-    state.counters.record(Endpoint::Refresh, reply.status() == StatusCode::OK);
-    reply
-}
-
-fn refresh_reply(state: &AppState, body: Result<Bytes, BodyError>) -> Reply {
-    let fields = match body.and_then(|bytes| parse_object(&bytes)) {
-        Ok(fields) => fields,
-        Err(refused) => return refused.reply(),
-    };
-    // The real handler's wording for this case is not documented; this
-    // mirrors the login's missing-field answer so clients parse both alike.
-    let Some(refresh_token) = text_field(&fields, "refreshToken") else {
-        return field_errors("'refreshToken' is required");
-    };
-
-    // No RefreshToken in the answer: Cognito does not rotate refresh
-    // tokens by default, so clients must keep the one they have.
-    match state.tokens.refresh(refresh_token) {
-        Ok(Some(pair)) => reply(
-            StatusCode::OK,
-            &json!({
-                "AuthenticationResult": {
-                    "AccessToken": pair.access,
-                    "IdToken": pair.id,
-                    "TokenType": "Bearer",
-                    "ExpiresIn": state.tokens.lifetime_secs(),
-                }
-            }),
-        ),
-        Ok(None) => message(StatusCode::BAD_REQUEST, "Incorrect refresh token"),
-        Err(cause) => internal_error(&cause),
-    }
-}
-
-/// `GET /sites`: the sites of the user an access token belongs to.
-fn sites(state: &AppState, request: &Request<Incoming>) -> Reply {
-    let reply = sites_reply(state, request);
-    state.counters.record(Endpoint::Sites, reply.status() == StatusCode::OK);
-    reply
-}
-
-fn sites_reply(state: &AppState, request: &Request<Incoming>) -> Reply {
-    // API Gateway's JWT authorizer wants exactly "Bearer <token>"; a bare
-    // token is refused like a missing one.
-    let token = request
-        .headers()
-        .get(AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Bearer "));
-    let Some(token) = token else {
-        tracing::debug!("no bearer token on a /sites request");
-        return message(StatusCode::UNAUTHORIZED, "Unauthorized");
-    };
-    let claims = match state.tokens.verify_access(token) {
-        Ok(claims) => claims,
-        Err(cause) => {
-            tracing::debug!(%cause, "token refused on a /sites request");
-            return message(StatusCode::UNAUTHORIZED, "Unauthorized");
+/// Which counted endpoint a request is, if any. Requests to the wrong
+/// server or with the wrong method are 404s and count nowhere.
+fn counted_endpoint(
+    role: Role,
+    method: &Method,
+    path: &str,
+) -> Option<Endpoint> {
+    match (role, method, path) {
+        (Role::Auth, &Method::POST, "/login") => Some(Endpoint::Login),
+        (Role::Auth, &Method::POST, "/login/refresh") => {
+            Some(Endpoint::Refresh)
         }
-    };
+        (Role::Auth, &Method::POST, "/respondToAuthChallenge") => {
+            Some(Endpoint::Challenge)
+        }
+        (Role::Api, &Method::GET, "/sites") => Some(Endpoint::Sites),
+        _ => None,
+    }
+}
 
-    reply(
-        StatusCode::OK,
-        &json!({
-            "username": claims.username,
-            "roles": [DEFAULT_ROLE],
-            "sites": [{
-                "siteId": "default",
-                "permission": "READ_WRITE",
-                "permissions": ["DELETE", "READ", "WRITE"],
-            }],
-        }),
-    )
+async fn route(
+    state: &AppState,
+    role: Role,
+    method: &Method,
+    path: &str,
+    request: Request<Incoming>,
+) -> Answer {
+    match (role, method, path) {
+        (Role::Auth, &Method::POST, "/login") => {
+            handlers::login(state, read_body(request).await)
+        }
+        (Role::Auth, &Method::POST, "/login/refresh") => {
+            handlers::refresh(state, read_body(request).await)
+        }
+        (Role::Auth, &Method::POST, "/respondToAuthChallenge") => {
+            handlers::challenge(state, read_body(request).await)
+        }
+        (Role::Api, &Method::GET, "/sites") => handlers::sites(state, &request),
+        (Role::Auth, _, _) if path.starts_with("/_emulator/") => {
+            let body = match *method {
+                Method::POST => read_body(request).await,
+                _ => Ok(Bytes::new()),
+            };
+            control::handle(state, method, path, body)
+        }
+        _ => not_found(),
+    }
+}
+
+/// FormKiQ's answer to a path or method it does not serve.
+pub(crate) fn not_found() -> Answer {
+    Answer::message(StatusCode::NOT_FOUND, "Not Found")
+}
+
+/// The reply of a fault that answers in place of the endpoint.
+fn faulted_reply(fault: &Fault) -> Reply {
+    let status = fault
+        .status
+        .and_then(|code| StatusCode::from_u16(code).ok())
+        .unwrap_or(StatusCode::OK);
+    let body = fault.body.clone().unwrap_or_else(|| {
+        let reason = status.canonical_reason().unwrap_or("Unknown");
+        json!({ "message": reason }).to_string()
+    });
+    raw_reply(status, body)
 }
 
 /// Why a request body could not be used, each with FormKiQ's answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum BodyError {
+pub(crate) enum BodyError {
     /// Longer than [`MAX_BODY_LEN`], or the client broke off mid-body.
     Unreadable,
     /// No body, or only whitespace.
@@ -226,17 +233,19 @@ enum BodyError {
 }
 
 impl BodyError {
-    fn reply(self) -> Reply {
+    /// FormKiQ's reply to a body it cannot use.
+    pub(crate) fn answer(self) -> Answer {
         match self {
-            BodyError::Unreadable => message(
+            BodyError::Unreadable => Answer::message(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "Request Entity Too Large",
             ),
-            BodyError::Empty => {
-                message(StatusCode::BAD_REQUEST, "request body is required")
-            }
+            BodyError::Empty => Answer::message(
+                StatusCode::BAD_REQUEST,
+                "request body is required",
+            ),
             BodyError::NotJson => {
-                message(StatusCode::BAD_REQUEST, "invalid JSON body")
+                Answer::message(StatusCode::BAD_REQUEST, "invalid JSON body")
             }
         }
     }
@@ -254,7 +263,9 @@ async fn read_body(request: Request<Incoming>) -> Result<Bytes, BodyError> {
 }
 
 /// Parses a body as a JSON object.
-fn parse_object(body: &[u8]) -> Result<Map<String, Value>, BodyError> {
+pub(crate) fn parse_object(
+    body: &[u8],
+) -> Result<Map<String, Value>, BodyError> {
     if body.trim_ascii().is_empty() {
         return Err(BodyError::Empty);
     }
@@ -264,32 +275,8 @@ fn parse_object(body: &[u8]) -> Result<Map<String, Value>, BodyError> {
     }
 }
 
-/// A field that is a non-empty string; anything else counts as missing.
-fn text_field<'a>(
-    fields: &'a Map<String, Value>,
-    name: &str,
-) -> Option<&'a str> {
-    fields.get(name).and_then(Value::as_str).filter(|text| !text.is_empty())
-}
-
-fn field_errors(error: &str) -> Reply {
-    reply(StatusCode::BAD_REQUEST, &json!({ "errors": [{ "error": error }] }))
-}
-
-fn internal_error(cause: &dyn std::error::Error) -> Reply {
-    tracing::error!(%cause, "could not issue tokens");
-    message(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error")
-}
-
-fn message(status: StatusCode, text: &str) -> Reply {
-    reply(status, &json!({ "message": text }))
-}
-
-fn reply(status: StatusCode, body: &impl serde::Serialize) -> Reply {
-    // Serialising a JSON value or a plain struct of numbers cannot fail;
-    // an empty body would still be a well-formed reply if it somehow did.
-    let bytes = serde_json::to_vec(body).unwrap_or_default();
-    let mut response = Response::new(Full::new(Bytes::from(bytes)));
+fn raw_reply(status: StatusCode, body: String) -> Reply {
+    let mut response = Response::new(Full::new(Bytes::from(body)));
     *response.status_mut() = status;
     response
         .headers_mut()

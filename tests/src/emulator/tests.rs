@@ -17,6 +17,9 @@ struct Harness {
     runtime: tokio::runtime::Runtime,
 }
 
+mod faults;
+mod variants;
+
 impl Harness {
     fn start(config: EmulatorConfig) -> Self {
         let runtime = tokio::runtime::Builder::new_multi_thread()

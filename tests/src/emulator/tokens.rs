@@ -1,5 +1,6 @@
-//! Tokens shaped like Cognito's: JWTs signed with HMAC-SHA256 under a key
-//! drawn fresh for each run, and opaque refresh tokens kept in memory.
+//! Tokens shaped like Cognito's (or, for the Keycloak-backed variant,
+//! like Keycloak's): JWTs signed with HMAC-SHA256 under a key drawn fresh
+//! for each run, and opaque refresh tokens kept in memory.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -12,6 +13,7 @@ use ring::rand::{SecureRandom, SystemRandom};
 use serde::{Deserialize, Serialize};
 
 use super::clock::Clock;
+use super::jwks::TrustedKeys;
 
 /// The JOSE header of every token; `kid` names the emulator so a token
 /// pasted into a JWT viewer says where it came from.
@@ -112,6 +114,36 @@ pub struct IdClaims {
     pub cognito_username: String,
 }
 
+/// The claims of a Keycloak token: expiry and identity only, none of
+/// Cognito's names. `typ` tells an access token (`Bearer`) from an id
+/// token (`ID`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeycloakClaims {
+    /// When this token expires, in Unix seconds.
+    pub exp: u64,
+    /// When this token was issued, in Unix seconds.
+    pub iat: u64,
+    /// A random id that makes every token distinct.
+    pub jti: String,
+    /// The auth URL of the emulator that issued the token.
+    pub iss: String,
+    /// A stable id of the user.
+    pub sub: String,
+    /// `Bearer` for an access token, `ID` for an id token.
+    pub typ: String,
+    /// The user name, under Keycloak's claim name.
+    pub preferred_username: String,
+}
+
+/// Whose claim names the JWTs of a run carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ClaimStyle {
+    /// Cognito's: `token_use`, `username`, `cognito:groups`, `auth_time`.
+    Cognito,
+    /// Keycloak's: `typ` and `preferred_username`, nothing else.
+    Keycloak,
+}
+
 /// The two JWTs of one login or refresh.
 #[derive(Debug, Clone)]
 pub struct TokenPair {
@@ -137,8 +169,10 @@ pub(crate) struct TokenIssuer {
     lifetime: Duration,
     refresh_lifetime: Duration,
     clock: Clock,
+    style: ClaimStyle,
     rng: SystemRandom,
     grants: Mutex<HashMap<String, RefreshGrant>>,
+    trusted: TrustedKeys,
 }
 
 impl TokenIssuer {
@@ -148,6 +182,7 @@ impl TokenIssuer {
         lifetime: Duration,
         refresh_lifetime: Duration,
         clock: Clock,
+        style: ClaimStyle,
     ) -> Result<Self, TokenError> {
         let rng = SystemRandom::new();
         let key_bytes: [u8; 32] = random_array(&rng)?;
@@ -166,9 +201,17 @@ impl TokenIssuer {
             lifetime,
             refresh_lifetime,
             clock,
+            style,
             rng,
             grants: Mutex::new(HashMap::new()),
+            trusted: TrustedKeys::default(),
         })
+    }
+
+    /// Also accepts RS256 tokens that one of `keys` signed, as tokens of
+    /// the user pool the API is configured with.
+    pub(crate) fn trust(&mut self, keys: TrustedKeys) {
+        self.trusted = keys;
     }
 
     /// The access and id token lifetime, reported as `ExpiresIn`.
@@ -184,8 +227,7 @@ impl TokenIssuer {
         let now = self.clock.now_unix();
         let pair = self.issue_pair(username, now, now)?;
 
-        let refresh_bytes: [u8; REFRESH_TOKEN_BYTES] = random_array(&self.rng)?;
-        let refresh = URL_SAFE_NO_PAD.encode(refresh_bytes);
+        let refresh = self.new_refresh_token()?;
         let grant = RefreshGrant {
             username: username.to_owned(),
             auth_time: now,
@@ -200,25 +242,84 @@ impl TokenIssuer {
     }
 
     /// Issues a new pair for a live refresh token, or `None` if the token
-    /// is unknown or expired. The refresh token itself stays valid, as
-    /// Cognito does not rotate refresh tokens by default.
+    /// is unknown or expired. Without `rotate` the refresh token stays
+    /// valid, as Cognito does not rotate refresh tokens by default; with
+    /// it, the token is used up and a new one, valid as long as the old
+    /// one was, comes back beside the pair.
     pub(crate) fn refresh(
         &self,
         refresh_token: &str,
-    ) -> Result<Option<TokenPair>, TokenError> {
+        rotate: bool,
+    ) -> Result<Option<(TokenPair, Option<String>)>, TokenError> {
         let now = self.clock.now_unix();
-        let grant = lock(&self.grants)
+        let mut grants = lock(&self.grants);
+        let grant = grants
             .get(refresh_token)
             .filter(|grant| grant.expires_at > now)
             .cloned();
         let Some(grant) = grant else {
             return Ok(None);
         };
+        let rotated = if rotate {
+            let fresh = self.new_refresh_token()?;
+            grants.remove(refresh_token);
+            grants.insert(fresh.clone(), grant.clone());
+            Some(fresh)
+        } else {
+            None
+        };
+        drop(grants);
         // A refresh keeps the time of the password login, as Cognito does.
-        self.issue_pair(&grant.username, now, grant.auth_time).map(Some)
+        let pair = self.issue_pair(&grant.username, now, grant.auth_time)?;
+        Ok(Some((pair, rotated)))
     }
 
-    /// Checks that `token` is an unexpired access token of this run.
+    /// A fresh opaque refresh token.
+    fn new_refresh_token(&self) -> Result<String, TokenError> {
+        self.random_token()
+    }
+
+    /// A fresh random string of 64 base64url characters, for refresh
+    /// tokens, challenge sessions and API keys.
+    pub(crate) fn random_token(&self) -> Result<String, TokenError> {
+        let bytes: [u8; REFRESH_TOKEN_BYTES] = random_array(&self.rng)?;
+        Ok(URL_SAFE_NO_PAD.encode(bytes))
+    }
+
+    /// Checks that `token` is an unexpired access token of this run, in
+    /// either claim style, and returns the user it was issued to.
+    pub(crate) fn verify_user(
+        &self,
+        token: &str,
+    ) -> Result<String, TokenError> {
+        let claims_json = self.verified_claims(token)?;
+        #[derive(Deserialize)]
+        struct Envelope {
+            token_use: Option<String>,
+            typ: Option<String>,
+            exp: u64,
+            username: Option<String>,
+            preferred_username: Option<String>,
+        }
+        let envelope: Envelope = serde_json::from_slice(&claims_json)
+            .map_err(|_| TokenError::Malformed)?;
+        let token_use = envelope.token_use.or(envelope.typ).unwrap_or_default();
+        if token_use != "access" && token_use != "Bearer" {
+            return Err(TokenError::NotAnAccessToken { token_use });
+        }
+        let now = self.clock.now_unix();
+        if envelope.exp <= now {
+            return Err(TokenError::Expired { exp: envelope.exp, now });
+        }
+        envelope
+            .username
+            .or(envelope.preferred_username)
+            .ok_or(TokenError::Malformed)
+    }
+
+    /// Checks that `token` is an unexpired Cognito-style access token of
+    /// this run and returns all its claims.
+    #[cfg(test)]
     pub(crate) fn verify_access(
         &self,
         token: &str,
@@ -256,6 +357,23 @@ impl TokenIssuer {
     ) -> Result<TokenPair, TokenError> {
         let sub = self.subject_of(username);
         let exp = now.saturating_add(self.lifetime.as_secs());
+        if self.style == ClaimStyle::Keycloak {
+            let claims = |typ: &str| -> Result<KeycloakClaims, TokenError> {
+                Ok(KeycloakClaims {
+                    exp,
+                    iat: now,
+                    jti: uuid_from(random_array(&self.rng)?),
+                    iss: self.issuer.clone(),
+                    sub: sub.clone(),
+                    typ: typ.to_owned(),
+                    preferred_username: username.to_owned(),
+                })
+            };
+            return Ok(TokenPair {
+                access: self.sign(&claims("Bearer")?)?,
+                id: self.sign(&claims("ID")?)?,
+            });
+        }
         let access = AccessClaims {
             sub: sub.clone(),
             iss: self.issuer.clone(),
@@ -310,8 +428,23 @@ impl TokenIssuer {
             .decode(signature)
             .map_err(|_| TokenError::Malformed)?;
         let signing_input = &token[..header.len() + 1 + claims.len()];
-        hmac::verify(&self.key, signing_input.as_bytes(), &signature)
-            .map_err(|_| TokenError::BadSignature)?;
+        #[derive(Deserialize)]
+        struct Header {
+            alg: String,
+        }
+        let header: Header = URL_SAFE_NO_PAD
+            .decode(header)
+            .ok()
+            .and_then(|json| serde_json::from_slice(&json).ok())
+            .ok_or(TokenError::Malformed)?;
+        if header.alg == "RS256" {
+            if !self.trusted.verify(signing_input.as_bytes(), &signature) {
+                return Err(TokenError::BadSignature);
+            }
+        } else {
+            hmac::verify(&self.key, signing_input.as_bytes(), &signature)
+                .map_err(|_| TokenError::BadSignature)?;
+        }
         URL_SAFE_NO_PAD.decode(claims).map_err(|_| TokenError::Malformed)
     }
 

@@ -109,3 +109,73 @@ fn the_binary_is_looked_up_beside_the_test_executables_target_dir() {
     assert!(binary
         .ends_with(format!("{BINARY_NAME}{}", std::env::consts::EXE_SUFFIX)));
 }
+
+#[test]
+fn faults_and_rotation_are_set_over_http_by_the_process_helpers() {
+    let emulator = spawn(&["--rotate-refresh-tokens"]);
+    let body =
+        json!({ "username": DEFAULT_USERNAME, "password": DEFAULT_PASSWORD });
+    let login_url = format!("{}login", emulator.auth_url());
+    let login =
+        || emulator.client().post_json(&login_url, &body).expect("post");
+
+    emulator
+        .set_fault(&json!({ "endpoint": "login", "status": 429 }))
+        .expect("fault queued");
+    assert_eq!(login().status, 429);
+    assert_eq!(login().status, 429, "a fault without times stays");
+    emulator.clear_faults().expect("cleared");
+    let result = login().json().expect("JSON")["AuthenticationResult"].clone();
+    let refresh = result["RefreshToken"].as_str().expect("token").to_owned();
+    assert_eq!(emulator.counters().expect("counters").login, 3);
+
+    let refresh_url = format!("{}login/refresh", emulator.auth_url());
+    let refreshed = emulator
+        .client()
+        .post_json(&refresh_url, &json!({ "refreshToken": refresh }))
+        .expect("refresh");
+    let rotated = &refreshed.json().expect("JSON")["AuthenticationResult"];
+    assert!(rotated["RefreshToken"].as_str().is_some_and(|t| t != refresh));
+
+    let settings = emulator.set_rotate_refresh_tokens(false).expect("set");
+    assert!(!settings.rotate_refresh_tokens);
+    let refused = emulator.set_fault(&json!({ "endpoint": "nowhere" }));
+    let message = format!("{:#}", refused.expect_err("an unknown endpoint"));
+    assert!(message.contains("400"), "{message}");
+}
+
+#[test]
+fn variant_forced_users_and_the_missing_refresh_endpoint_come_from_flags() {
+    let emulator = spawn(&[
+        "--variant",
+        "self-hosted",
+        "--no-refresh-endpoint",
+        "--user",
+        "root:initial-pw",
+        "--user",
+        "ops:ops-password",
+        "--force-change-password",
+        "ops",
+    ]);
+    let login = |name: &str, password: &str| {
+        let url = format!("{}login", emulator.auth_url());
+        let body = json!({ "username": name, "password": password });
+        emulator.client().post_json(&url, &body).expect("login").json()
+    };
+
+    let admin = login("root", "initial-pw").expect("JSON");
+    assert_eq!(admin["AuthenticationResult"]["RefreshToken"], "");
+    let forced = login("ops", "ops-password").expect("JSON");
+    assert_eq!(forced["ChallengeName"], "NEW_PASSWORD_REQUIRED");
+    let refresh_url = format!("{}login/refresh", emulator.auth_url());
+    let body = json!({ "refreshToken": "" });
+    let refresh = emulator.client().post_json(&refresh_url, &body);
+    assert_eq!(refresh.expect("refresh").status, 404);
+
+    let failed = EmulatorProcess::spawn(
+        &emulator_binary(),
+        &["--force-change-password", "nobody"],
+    );
+    let message = format!("{:#}", failed.err().expect("an unknown user"));
+    assert!(message.contains("nobody"), "{message}");
+}

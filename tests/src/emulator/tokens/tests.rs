@@ -15,6 +15,7 @@ fn issuer_with(clock: &ManualClock) -> TokenIssuer {
         LIFETIME,
         REFRESH_LIFETIME,
         Clock::from(clock.clone()),
+        ClaimStyle::Cognito,
     )
     .expect("issuer")
 }
@@ -112,16 +113,44 @@ fn a_refresh_token_stays_valid_until_its_own_expiry() {
     let (_pair, refresh) = issuer.login("carol").expect("login");
 
     clock.advance(Duration::from_secs(100));
-    let first = issuer.refresh(&refresh).expect("refresh").expect("live");
-    let second = issuer.refresh(&refresh).expect("refresh").expect("live");
+    let (first, none) =
+        issuer.refresh(&refresh, false).expect("refresh").expect("live");
+    assert!(none.is_none(), "no rotation asked for");
+    let (second, _) =
+        issuer.refresh(&refresh, false).expect("refresh").expect("live");
     let claims = issuer.verify_access(&first.access).expect("valid");
     assert_eq!(claims.auth_time, 10_000);
     assert_eq!(claims.iat, 10_100);
     assert_ne!(first.access, second.access);
 
     clock.advance(REFRESH_LIFETIME);
-    assert!(issuer.refresh(&refresh).expect("refresh").is_none());
-    assert!(issuer.refresh("unknown").expect("refresh").is_none());
+    assert!(issuer.refresh(&refresh, false).expect("refresh").is_none());
+    assert!(issuer.refresh("unknown", false).expect("refresh").is_none());
+}
+
+#[test]
+fn a_rotated_refresh_token_is_single_use_and_its_successor_works() {
+    let clock = ManualClock::starting_at(20_000);
+    let issuer = issuer_with(&clock);
+    let (_pair, first) = issuer.login("dora").expect("login");
+
+    let (_pair, second) =
+        issuer.refresh(&first, true).expect("refresh").expect("live");
+    let second = second.expect("a rotated token");
+    assert_ne!(second, first);
+    assert!(issuer.refresh(&first, true).expect("refresh").is_none());
+
+    let (pair, third) =
+        issuer.refresh(&second, true).expect("refresh").expect("live");
+    let third = third.expect("a rotated token");
+    assert_ne!(third, second);
+    assert!(issuer.verify_access(&pair.access).is_ok());
+
+    // The successor lives as long as the login's grant, not longer.
+    clock.advance(REFRESH_LIFETIME - Duration::from_secs(1));
+    assert!(issuer.refresh(&third, false).expect("refresh").is_some());
+    clock.advance(Duration::from_secs(1));
+    assert!(issuer.refresh(&third, false).expect("refresh").is_none());
 }
 
 #[test]
@@ -133,4 +162,37 @@ fn the_subject_is_stable_per_user_and_the_email_falls_back() {
     assert_ne!(issuer.subject_of("dave"), issuer.subject_of("erin"));
     assert_eq!(email_of("dave"), "dave@emulator.invalid");
     assert_eq!(email_of("a@b.example"), "a@b.example");
+}
+
+#[test]
+fn keycloak_tokens_carry_only_expiry_and_identity_and_still_verify() {
+    let clock = ManualClock::starting_at(30_000);
+    let issuer = TokenIssuer::new(
+        ISSUER.to_owned(),
+        LIFETIME,
+        REFRESH_LIFETIME,
+        Clock::from(clock.clone()),
+        ClaimStyle::Keycloak,
+    )
+    .expect("issuer");
+    let (pair, _refresh) = issuer.login("erin").expect("login");
+
+    let payload = pair.access.split('.').nth(1).expect("a payload");
+    let claims: serde_json::Value = serde_json::from_slice(
+        &URL_SAFE_NO_PAD.decode(payload).expect("base64url"),
+    )
+    .expect("JSON");
+    let mut names: Vec<_> =
+        claims.as_object().expect("an object").keys().cloned().collect();
+    names.sort();
+    assert_eq!(
+        names,
+        ["exp", "iat", "iss", "jti", "preferred_username", "sub", "typ"]
+    );
+    assert_eq!(claims["exp"], 30_060);
+    assert_eq!(issuer.verify_user(&pair.access).expect("valid"), "erin");
+    assert!(matches!(
+        issuer.verify_user(&pair.id),
+        Err(TokenError::NotAnAccessToken { .. })
+    ));
 }

@@ -1,6 +1,8 @@
 //! Sizing the process for its load: how many threads serve the socket, and
-//! enough file descriptors for [`MAX_CONNECTIONS`] clients at once.
+//! enough file descriptors for its connection cap
+//! ([`MAX_CONNECTIONS`](crate::server::MAX_CONNECTIONS) by default) at once.
 
+#[cfg(test)]
 use crate::server::MAX_CONNECTIONS;
 
 /// Threads that serve connections. A `get` from memory costs a few
@@ -21,13 +23,13 @@ pub fn worker_threads() -> usize {
         .clamp(1, WORKER_THREADS)
 }
 
-/// Raises the soft limit on open files to what [`MAX_CONNECTIONS`] clients
+/// Raises the soft limit on open files to what `max_connections` clients
 /// need, within the hard limit. Many sessions start with a soft limit of
 /// 1024, which a thousand parallel scripts would exhaust. Returns the soft
 /// limit now in force.
 #[cfg(unix)]
-pub fn raise_open_files() -> std::io::Result<u64> {
-    raise_open_files_to(MAX_CONNECTIONS as u64 + SPARE_DESCRIPTORS)
+pub fn raise_open_files(max_connections: usize) -> std::io::Result<u64> {
+    raise_open_files_to(max_connections as u64 + SPARE_DESCRIPTORS)
 }
 
 // rlim_t is u64 here but not on every Unix, hence the casts.
@@ -70,7 +72,7 @@ mod tests {
     fn the_open_file_limit_is_raised_within_the_hard_limit_never_lowered() {
         let (soft, hard) = soft_and_hard();
         let wanted = MAX_CONNECTIONS as u64 + SPARE_DESCRIPTORS;
-        let now = raise_open_files().unwrap();
+        let now = raise_open_files(MAX_CONNECTIONS).unwrap();
         assert_eq!(now, soft.max(wanted.min(hard)));
         assert_eq!(soft_and_hard().0, now);
         // Asking for less than what is in force changes nothing.
