@@ -74,17 +74,23 @@ fn autostart_allowed() -> bool {
 }
 
 impl Context {
+    // `get` runs through these two: their `-v` lines are formatted only
+    // when asked for, not on every call.
     fn connect(&self) -> Result<Connection, CliError> {
         let location = conn::locate(self.socket.as_deref())?;
-        self.detail(&format!("socket {}", location.path.display()));
+        if self.verbose {
+            self.detail(&format!("socket {}", location.path.display()));
+        }
         Connection::open(&location, self.start)
     }
 
     /// Sends one request; an error response becomes a [`CliError`].
     fn ask(&self, request: &Request) -> Result<Response, CliError> {
-        let started = Instant::now();
+        let started = self.verbose.then(Instant::now);
         let response = self.connect()?.request(request)?;
-        self.detail(&format!("reply after {:.1?}", started.elapsed()));
+        if let Some(started) = started {
+            self.detail(&format!("reply after {:.1?}", started.elapsed()));
+        }
         match response {
             Response::Error(error) => Err(error.into()),
             other => Ok(other),
