@@ -113,4 +113,8 @@ if wants cold; then
   step "cold start: daemon from nothing, then the first get (login on loopback)"
   stop_daemon
   "$bin/fkq-load" cold --daemon "$bin/fkq-credd" --client "$client" -r "$cold_rounds"
+  step "cold start: the first get with no daemon running (auto-start)"
+  # The client looks for fkq-credd beside itself, else on PATH.
+  PATH="$bin:$PATH" "$bin/fkq-load" cold --autostart --client "$client" \
+    -r "$cold_rounds"
 fi

@@ -68,16 +68,22 @@ enum Mode {
     /// Start fkq-credd from nothing, then time the first get (a login over
     /// loopback) and a warm one.
     Cold {
-        /// The fkq-credd binary.
-        #[arg(long, value_name = "PATH")]
-        daemon: PathBuf,
+        /// The fkq-credd binary (not with --autostart: the client finds
+        /// its own, beside itself or on PATH).
+        #[arg(
+            long,
+            value_name = "PATH",
+            required_unless_present = "autostart",
+            conflicts_with = "autostart"
+        )]
+        daemon: Option<PathBuf>,
         /// The fkq-cred binary.
         #[arg(long, value_name = "PATH")]
         client: PathBuf,
         /// Fresh daemons to start.
         #[arg(short = 'r', long, default_value_t = 5)]
         rounds: usize,
-        /// Start no daemon: the client must auto-start one.
+        /// Start no daemon: the first get must auto-start one.
         #[arg(long)]
         autostart: bool,
     },
